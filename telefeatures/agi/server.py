@@ -1,0 +1,254 @@
+"""The asyncio FastAGI server: a thin shell that moves lines and enforces limits.
+
+Per connection: check the peer against the allow-list and the session cap, read
+the header block within ``header_timeout`` and the size limits, run the route
+under ``session_timeout`` with one command in flight at a time, close, and log
+one line. All protocol decisions live in :mod:`telefeatures.agi.protocol`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import signal
+import time
+from collections.abc import Sequence
+
+from .. import metrics
+from ..app import FeatureApp
+from .channel import AgiChannel, ChannelHungUp, CommandRejected
+from .protocol import (
+    MAX_HEADER_BYTES,
+    MAX_HEADER_LINES,
+    MAX_LINE_BYTES,
+    AgiRequest,
+    ProtocolError,
+    Reply,
+    ReplyReader,
+    UnsafeArgument,
+    build_request,
+    decode_line,
+    parse_header_line,
+)
+
+log = logging.getLogger("telefeatures.server")
+session_log = logging.getLogger("telefeatures.session")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class StreamTransport:
+    """One command out, one reply back, over an asyncio stream pair."""
+
+    __slots__ = ("_reader", "_writer", "_replies")
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self._reader = reader
+        self._writer = writer
+        self._replies = ReplyReader()
+
+    @property
+    def hung_up(self) -> bool:
+        return self._replies.hung_up
+
+    async def execute(self, command: bytes) -> Reply:
+        self._writer.write(command)
+        await self._writer.drain()
+        replies = self._replies
+        while True:
+            reply = replies.feed(await read_line(self._reader))
+            if reply is not None:
+                return reply
+
+
+async def read_line(reader: asyncio.StreamReader) -> str:
+    try:
+        raw = await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as exc:
+        raise ChannelHungUp("connection closed") from exc
+    except asyncio.LimitOverrunError as exc:
+        raise ProtocolError(f"line longer than {MAX_LINE_BYTES} bytes") from exc
+    return decode_line(raw)
+
+
+async def read_request(reader: asyncio.StreamReader) -> AgiRequest:
+    """Read the header block up to its blank line, within the size limits."""
+    pairs = []
+    total = 0
+    while True:
+        line = await read_line(reader)
+        if line == "":
+            return build_request(pairs)
+        total += len(line) + 1
+        if len(pairs) >= MAX_HEADER_LINES or total > MAX_HEADER_BYTES:
+            raise ProtocolError("header block too large")
+        pairs.append(parse_header_line(line))
+
+
+def peer_allowed(peer: object, allowed: Sequence[Network]) -> bool:
+    if not isinstance(peer, tuple) or not peer:
+        return False  # e.g. a Unix socket peer: not configured, not allowed
+    try:
+        addr = ipaddress.ip_address(peer[0].split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+        addr = addr.ipv4_mapped
+    return any(addr in net for net in allowed)
+
+
+class FastAgiServer:
+    def __init__(
+        self,
+        app: FeatureApp,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 4573,
+        allow_peers: Sequence[Network] = (ipaddress.ip_network("127.0.0.0/8"),),
+        max_sessions: int = 2048,
+        header_timeout: float = 5.0,
+        session_timeout: float = 60.0,
+        health: metrics.Health | None = None,
+    ):
+        self.app = app
+        self.host = host
+        self.port = port
+        self.allow_peers = tuple(allow_peers)
+        self.max_sessions = max_sessions
+        self.header_timeout = header_timeout
+        self.session_timeout = session_timeout
+        self.health = health or metrics.Health()
+        self._server: asyncio.base_events.Server | None = None
+        self._sessions: set[asyncio.Task] = set()
+
+    @property
+    def active_sessions(self) -> int:
+        return len(self._sessions)
+
+    @property
+    def sockets(self):
+        return self._server.sockets if self._server else ()
+
+    async def start(self) -> None:
+        # The reader limit caps a line at Asterisk's own 8 KB buffer (+ CRLF).
+        self._server = await asyncio.start_server(
+            self._connected, self.host, self.port, limit=MAX_LINE_BYTES + 2, backlog=1024, reuse_address=True
+        )
+        if self.port == 0:
+            self.port = self._server.sockets[0].getsockname()[1]
+        self.health.accepting = True
+        log.info("listening on %s:%d (allowed peers: %s)", self.host, self.port,
+                 ", ".join(str(n) for n in self.allow_peers) or "none")
+
+    async def stop(self, grace: float = 30.0) -> int:
+        """Stop accepting, let in-flight sessions finish within ``grace`` seconds,
+        cancel what is left. Returns how many had to be cancelled."""
+        self.health.accepting = False
+        if self._server is not None:
+            self._server.close()
+        pending = set(self._sessions)
+        if pending:
+            log.info("waiting up to %.1fs for %d session(s) to finish", grace, len(pending))
+            _, still = await asyncio.wait(pending, timeout=grace)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still, timeout=1.0)
+            cancelled = len(still)
+        else:
+            cancelled = 0
+        if self._server is not None:
+            try:
+                await asyncio.wait_for(self._server.wait_closed(), timeout=1.0)
+            except TimeoutError:
+                pass
+        return cancelled
+
+    async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        if not peer_allowed(peer, self.allow_peers):
+            metrics.REJECTED.labels("peer").inc()
+            log.warning("refused connection from %s: not in allow_peers", peer[0] if peer else peer)
+            writer.transport.abort()
+            return
+        if len(self._sessions) >= self.max_sessions or not self.health.accepting:
+            # Closing at once makes Asterisk continue its dialplan with no
+            # TF_STATUS, i.e. the fallback path, rather than wait on us.
+            metrics.REJECTED.labels("busy").inc()
+            log.warning("refused connection from %s: %d sessions active", peer[0], len(self._sessions))
+            writer.transport.abort()
+            return
+        task = asyncio.current_task()
+        self._sessions.add(task)
+        metrics.ACTIVE.inc()
+        try:
+            await self._session(reader, writer, peer)
+        finally:
+            self._sessions.discard(task)
+            metrics.ACTIVE.dec()
+            writer.close()
+
+    async def _session(self, reader, writer, peer) -> None:
+        started = time.perf_counter()
+        route = "-"
+        extension = None
+        status = "ERROR"
+        reason = ""
+        uniqueid = ""
+        try:
+            async with asyncio.timeout(self.session_timeout):
+                async with asyncio.timeout(self.header_timeout):
+                    request = await read_request(reader)
+                route = request.route
+                uniqueid = request.uniqueid
+                channel = AgiChannel(request, StreamTransport(reader, writer))
+                extension, outcome = await self.app.handle(channel, route)
+                status, reason = outcome.status.value, outcome.reason
+        except ChannelHungUp:
+            status, reason = "HANGUP", reason or "hangup"
+        except TimeoutError:
+            reason = "header-timeout" if route == "-" else "session-timeout"
+        except (ProtocolError, UnicodeError) as exc:
+            reason = "protocol-error"
+            log.warning("protocol error from %s: %s", peer[0], exc)
+        except (CommandRejected, UnsafeArgument) as exc:
+            reason = "command-rejected"
+            log.error("route %s: %s", route, exc)
+        except ConnectionError:
+            status, reason = "HANGUP", "connection-lost"
+        except asyncio.CancelledError:
+            reason = "shutdown"
+            raise
+        except Exception:  # a bug: log it, keep serving everyone else
+            reason = "internal-error"
+            log.exception("route %s failed", route)
+        finally:
+            elapsed = time.perf_counter() - started
+            if route not in self.app.routes:
+                route_label = "-" if route == "-" else "unknown"
+            else:
+                route_label = route
+            metrics.SESSIONS.labels(route_label, status).inc()
+            metrics.SESSION_SECONDS.labels(route_label).observe(elapsed)
+            session_log.info(
+                "route=%s ext=%s status=%s reason=%s ms=%.1f peer=%s uniqueid=%s",
+                route[:64], extension or "-", status, reason or "-", elapsed * 1000, peer[0], uniqueid[:40] or "-",
+                extra={"route": route[:64], "extension": extension, "status": status, "reason": reason,
+                       "ms": round(elapsed * 1000, 2), "peer": peer[0], "uniqueid": uniqueid[:40]},
+            )
+
+
+async def run_until_signalled(server: FastAgiServer, grace: float) -> int:
+    """Serve until SIGTERM/SIGINT, then shut down gracefully. Returns 0."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("stopping: no new sessions; %d in flight", server.active_sessions)
+    cancelled = await server.stop(grace)
+    if cancelled:
+        log.warning("%d session(s) cancelled after the %.1fs grace period", cancelled, grace)
+    log.info("stopped")
+    return 0

@@ -1,0 +1,45 @@
+"""Outbound hook and *67: the presentation every outgoing call gets."""
+
+from __future__ import annotations
+
+from ..state.repository import StateUnavailable
+from .base import Call, FeatureContext, Outcome, Status
+from .numbers import InvalidNumber, parse_dialed
+from .presentation import PresentationPolicy
+
+
+class OutboundPolicy:
+    """Route ``outbound`` (arg1 = calling extension, arg2 = dialed digits).
+
+    Strips a leading per-call block code (``*67``), validates the number, and
+    sets the presentation: withheld when *67 was dialed or the extension has
+    persistent blocking on. When the state cannot be read the call still goes
+    out, with the ``on_state_error`` presentation (withhold by default).
+    """
+
+    def __init__(self, ctx: FeatureContext):
+        self.ctx = ctx
+        self.policy = PresentationPolicy(ctx.settings)
+        self.withhold_on_error = ctx.settings.on_state_error == "withhold"
+
+    async def run(self, call: Call) -> Outcome:
+        dialed = call.args[0] if call.args else ""
+        try:
+            number, per_call = parse_dialed(dialed, self.ctx.settings.per_call_block_codes, self.ctx.numbers)
+        except InvalidNumber:
+            return Outcome(Status.REFUSED, "invalid-number")
+        outcome = Outcome(Status.OK, dial=number)
+        if per_call:
+            withhold = True
+        elif call.extension is None:
+            withhold = self.withhold_on_error
+            outcome = Outcome(Status.ERROR, "bad-extension", dial=number)
+        else:
+            try:
+                withhold = await self.ctx.state.is_blocked(call.extension)
+            except StateUnavailable:
+                withhold = self.withhold_on_error
+                outcome = Outcome(Status.ERROR, "state-error", dial=number)
+        for name, value in self.policy.variables(withhold):
+            await call.channel.set_variable(name, value)
+        return outcome

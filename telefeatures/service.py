@@ -1,0 +1,68 @@
+"""Wiring for ``telefeatures serve``: state backend, feature app, server, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from . import metrics
+from .agi.server import FastAgiServer, run_until_signalled
+from .app import FeatureApp
+from .config import Settings
+from .state.backend import StateBackend
+
+log = logging.getLogger("telefeatures")
+HEALTH_INTERVAL = 5.0
+
+
+async def watch_redis(backend: StateBackend, health: metrics.Health) -> None:
+    """Keep /healthz honest about Redis, and say in the log when it comes and goes."""
+    while True:
+        ok = await backend.ping()
+        if ok != health.redis_ok:
+            (log.info if ok else log.warning)("Redis is %s", "reachable" if ok else "NOT reachable")
+        health.redis_ok = ok
+        await asyncio.sleep(HEALTH_INTERVAL)
+
+
+async def start(settings: Settings) -> tuple[FastAgiServer, StateBackend, asyncio.Task]:
+    backend = StateBackend.from_settings(settings)
+    health = metrics.Health()
+    if not await backend.ping():
+        # Keep going: outbound calls still get their presentation (on_state_error)
+        # and feature codes answer with the error prompt until Redis is back.
+        log.warning("Redis is not reachable yet; serving with on_state_error=%s",
+                    settings.features.on_state_error)
+    app = FeatureApp(settings.features, backend.repository)
+    server = FastAgiServer(
+        app,
+        host=str(settings.host),
+        port=settings.port,
+        allow_peers=settings.allow_peers,
+        max_sessions=settings.max_sessions,
+        header_timeout=settings.header_timeout,
+        session_timeout=settings.session_timeout,
+        health=health,
+    )
+    try:
+        await server.start()
+    except OSError:
+        await backend.close()
+        raise
+    if settings.metrics.enabled:
+        metrics.start_http(str(settings.metrics.host), settings.metrics.port, health)
+        log.info("metrics on http://%s:%d/metrics and /healthz", settings.metrics.host, settings.metrics.port)
+    watcher = asyncio.create_task(watch_redis(backend, health))
+    return server, backend, watcher
+
+
+async def serve(settings: Settings) -> int:
+    server, backend, watcher = await start(settings)
+    try:
+        return await run_until_signalled(server, settings.shutdown_grace)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await backend.close()

@@ -1,0 +1,100 @@
+"""Import caller-ID blocking and last-caller data from Asterisk's AstDB.
+
+Reads ``astdb.sqlite3`` (table ``astdb(key, value)``, keys like
+``/CIDBlock/1000``) through SQLite's backup API from a read-only connection, so
+a running Asterisk is never disturbed and the import sees one consistent
+snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..features.numbers import NumberRules, classify_caller
+from .repository import CallerRecord, StateRepository
+from .schema import valid_extension
+
+TRUE_VALUES = frozenset({"1", "yes", "true", "on"})
+FALSE_VALUES = frozenset({"0", "no", "false", "off", ""})
+
+
+@dataclass
+class ImportPlan:
+    blocks: dict[str, bool] = field(default_factory=dict)
+    callers: dict[str, tuple[str, CallerRecord]] = field(default_factory=dict)  # ext -> (key, record)
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (key, value, why)
+
+
+def read_astdb(path: Path) -> list[tuple[str, str]]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        snapshot = sqlite3.connect(":memory:")
+        source.backup(snapshot)
+    except sqlite3.DatabaseError as exc:
+        raise ValueError(f"{path}: not an AstDB sqlite3 file ({exc})") from exc
+    finally:
+        source.close()
+    try:
+        rows = snapshot.execute("SELECT key, value FROM astdb ORDER BY key").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise ValueError(f"{path}: no astdb table ({exc})") from exc
+    finally:
+        snapshot.close()
+    return [(str(k), "" if v is None else str(v)) for k, v in rows]
+
+
+def plan_import(
+    rows: list[tuple[str, str]],
+    block_family: str,
+    lastcall_family: str,
+    numbers: NumberRules,
+    recorded_at: float,
+) -> ImportPlan:
+    plan = ImportPlan()
+    for key, value in rows:
+        parts = key.split("/")
+        if len(parts) < 3 or parts[0] != "" or parts[1] not in (block_family, lastcall_family):
+            continue  # another family: not ours
+        family, ext = parts[1], "/".join(parts[2:])
+        if not valid_extension(ext):
+            plan.skipped.append((key, value, "invalid extension"))
+            continue
+        if family == block_family:
+            v = value.strip().lower()
+            if v in TRUE_VALUES:
+                plan.blocks[ext] = True
+            elif v in FALSE_VALUES:
+                plan.blocks[ext] = False
+            else:
+                plan.skipped.append((key, value, "not an on/off value"))
+        else:
+            record = classify_caller(value.strip(), "", "0", numbers, now=recorded_at)
+            if record.withheld:
+                plan.skipped.append((key, value, f"not a dialable number ({record.reason})"))
+            else:
+                plan.callers[ext] = (key, record)
+    return plan
+
+
+async def apply_import(plan: ImportPlan, repo: StateRepository, overwrite: bool) -> tuple[int, int]:
+    """Write the plan; existing last-caller records win unless ``overwrite``."""
+    blocks = callers = 0
+    for ext, blocked in sorted(plan.blocks.items()):
+        await repo.set_blocked(ext, blocked)
+        blocks += 1
+    for ext, (key, record) in sorted(plan.callers.items()):
+        if not overwrite and await repo.last_caller(ext) is not None:
+            plan.skipped.append((key, record.number, "Redis already has a record (use --overwrite)"))
+            continue
+        await repo.record_caller(ext, record)
+        callers += 1
+    return blocks, callers
+
+
+def file_time(path: Path) -> float:
+    return os.stat(path).st_mtime
