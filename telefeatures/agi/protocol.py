@@ -35,7 +35,7 @@ _HEADER_KEY = re.compile(r"agi_[a-z0-9_]{1,64}", re.ASCII)
 _ARG_KEY = re.compile(r"agi_arg_([1-9][0-9]{0,2})", re.ASCII)
 _VERB = re.compile(r"[A-Z]+(?: [A-Z]+)*", re.ASCII)
 _REPLY_200 = re.compile(
-    r"200 result=(?P<result>\S*)(?: \((?P<data>.*)\))?(?: endpos=(?P<endpos>-?[0-9]+))?[ \t]*",
+    r"200 result=(?P<result>\S*)(?: \((?P<data>.*)\))?(?: endpos=(?P<endpos>-?[0-9]{1,19}))?[ \t]*",
     re.ASCII | re.DOTALL,
 )
 _REPLY_CODE = re.compile(r"(?P<code>[1-5][0-9]{2})(?P<sep>[ -])(?P<text>.*)", re.ASCII | re.DOTALL)
