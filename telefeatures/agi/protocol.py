@@ -315,4 +315,4 @@ def digit_from_result(reply: Reply) -> str | None:
     if code is None or code <= 0:
         return None
     ch = chr(code) if code < 128 else ""
-    return ch if ch in "0123456789*#ABCD" else None
+    return ch if ch and ch in "0123456789*#ABCD" else None
