@@ -1,0 +1,106 @@
+"""A throw-away redis-server for tests, on a Unix socket or a loopback port."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+REDIS_SERVER = shutil.which("redis-server", path="/usr/bin:/usr/local/bin") or shutil.which("redis-server")
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+class ClosedPort:
+    """A loopback port that refuses connections for as long as this object
+    lives: bound, never listening, so nothing else can take it meanwhile."""
+
+    def __init__(self, host: str = "127.0.0.1"):
+        self._sock = socket.socket()
+        self._sock.bind((host, 0))
+        self.host = host
+        self.port = self._sock.getsockname()[1]
+        self.url = f"redis://{host}:{self.port}/0"
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class RedisProcess:
+    """``redis-server`` with no persistence, started and stopped by the test."""
+
+    def __init__(self, workdir: Path, *, port: int | None = None):
+        if REDIS_SERVER is None:
+            raise RuntimeError("redis-server is not installed")
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port
+        self.socket_path = self.workdir / "redis.sock"
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        if self.port is not None:
+            return f"redis://127.0.0.1:{self.port}/0"
+        return f"unix://{self.socket_path}"
+
+    def start(self, timeout: float = 10.0) -> RedisProcess:
+        args = [
+            REDIS_SERVER,
+            "--save", "",
+            "--appendonly", "no",
+            "--dir", str(self.workdir),
+            "--bind", "127.0.0.1",
+            "--port", str(self.port or 0),
+            "--loglevel", "warning",
+        ]
+        if self.port is None:
+            args += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+                raise RuntimeError(f"redis-server exited: {err}")
+            with contextlib.suppress(redis.RedisError, OSError):
+                client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
+                try:
+                    if client.ping():
+                        return self
+                finally:
+                    client.close()
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.02)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, decode_responses=True)
+
+    def flush(self) -> None:
+        with self.client() as c:
+            c.flushall()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc is not None and self.proc.stderr:
+            self.proc.stderr.close()
+        self.proc = None
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
