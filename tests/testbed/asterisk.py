@@ -1,0 +1,443 @@
+"""A real Asterisk 22 for the end-to-end suite, from one of three sources.
+
+``TF_ASTERISK`` picks the source (default ``auto``, tried in this order):
+
+- ``host``: an ``asterisk`` binary already installed on this machine;
+- ``docker``: an image built from ``docker/asterisk/Dockerfile``, for machines
+  with a Docker engine;
+- ``chroot``: a Debian sid root made with ``debootstrap`` and run with
+  ``chroot`` (needs root). The root is cached outside the checkout, in
+  ``$TF_TESTBED_CACHE`` (default ``~/.cache/telefeatures-testbed``), under a
+  name derived from the recipe, so a warm run reuses it.
+
+Each run gets its own directory (config, logs, spool, AstDB), its own ports,
+and is always stopped. ``python -m tests.testbed.asterisk build`` prepares the
+chosen source ahead of a test run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PROJECT = HERE.parent.parent
+CONFIG_TEMPLATES = HERE / "asterisk"
+DIALPLAN = PROJECT / "dialplan"
+
+# The chroot recipe. Any change here changes the cache key, so a new root is built.
+CHROOT_RECIPE = {
+    "suite": "sid",
+    "variant": "minbase",
+    "include": ["asterisk", "asterisk-core-sounds-en", "python3", "python3-venv"],
+    "revision": 1,
+}
+# What telefeatures-agi needs inside the Asterisk root (classic AGI).
+CLASSIC_AGI_REQUIREMENTS = [
+    "pydantic>=2.6",
+    "pydantic-settings>=2.3",
+    "redis>=5.0",
+    "prometheus-client>=0.20",
+    "python-json-logger>=3.1",
+    "pyst2>=0.5.1",
+    "six>=1.9",  # pyst2's own dependency
+]
+CHROOT_VENV = "/opt/telefeatures"
+OWNED_DIRS = ["etc/asterisk", "var/lib/asterisk", "var/spool/asterisk", "var/log/asterisk",
+              "run/asterisk", "var/cache/asterisk"]
+
+
+class TestbedError(RuntimeError):
+    pass
+
+
+def log(msg: str) -> None:
+    print(f"[testbed] {msg}", file=sys.stderr, flush=True)
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("TF_TESTBED_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
+                                                              "telefeatures-testbed")
+    path = Path(base)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def recipe_key(recipe: dict) -> str:
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1", both: bool = False) -> int:
+    """A port free on ``host`` (for TCP and UDP at once when ``both``)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if not both:
+            return port
+        other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
+        try:
+            with socket.socket(socket.AF_INET, other) as s:
+                s.bind((host, port))
+            return port
+        except OSError:
+            continue
+    raise TestbedError("no free port found")
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+def debian_mirror() -> str:
+    """The Debian mirror this machine's apt already uses."""
+    for path in sorted(Path("/etc/apt/sources.list.d").glob("*.sources")):
+        for line in path.read_text().splitlines():
+            m = re.match(r"URIs:\s*(\S+)", line)
+            if m and "security" not in m.group(1):
+                return m.group(1)
+    sources = Path("/etc/apt/sources.list")
+    if sources.exists():
+        for line in sources.read_text().splitlines():
+            m = re.match(r"deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+\S+", line)
+            if m and "security" not in m.group(1):
+                return m.group(1)
+    return "http://deb.debian.org/debian"
+
+
+def chroot_root_path() -> Path:
+    return cache_dir() / f"asterisk-sid-root-{recipe_key(CHROOT_RECIPE)}"
+
+
+def ensure_chroot_root() -> Path:
+    """Build (once) and return the cached Debian sid root with Asterisk 22."""
+    root = chroot_root_path()
+    if (root / ".telefeatures-ready").exists():
+        return root
+    if os.geteuid() != 0:
+        raise TestbedError("building the Asterisk chroot needs root (debootstrap, chroot)")
+    if not shutil.which("debootstrap"):
+        raise TestbedError("debootstrap is not installed (apt-get install debootstrap)")
+    building = root.with_name(root.name + f".building-{os.getpid()}")
+    shutil.rmtree(building, ignore_errors=True)
+    mirror = debian_mirror()
+    log(f"building Asterisk root with debootstrap from {mirror} (about a minute)")
+    started = time.monotonic()
+    cmd = ["debootstrap", f"--variant={CHROOT_RECIPE['variant']}",
+           "--include=" + ",".join(CHROOT_RECIPE["include"]), CHROOT_RECIPE["suite"], str(building), mirror]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        shutil.rmtree(building, ignore_errors=True)
+        raise TestbedError(f"debootstrap failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    # Files owned by the chroot's asterisk uid were unreadable to Asterisk run
+    # as root from outside; own them by root.
+    for rel in OWNED_DIRS:
+        path = building / rel
+        path.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["chown", "-R", "root:root", str(path)], check=True)
+    (building / ".telefeatures-ready").write_text(json.dumps(CHROOT_RECIPE))
+    shutil.rmtree(root, ignore_errors=True)
+    os.rename(building, root)
+    log(f"Asterisk root ready in {time.monotonic() - started:.0f}s: {root}")
+    return root
+
+
+def host_asterisk() -> str | None:
+    path = shutil.which("asterisk")
+    if not path:
+        return None
+    out = subprocess.run([path, "-V"], capture_output=True, text=True).stdout
+    m = re.search(r"Asterisk (\d+)", out)
+    return path if m and int(m.group(1)) >= 20 else None
+
+
+def docker_usable() -> bool:
+    if not shutil.which("docker"):
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+def choose_source() -> str:
+    wanted = os.environ.get("TF_ASTERISK", "auto")
+    if wanted not in ("auto", "host", "docker", "chroot"):
+        raise TestbedError(f"TF_ASTERISK={wanted!r}: use auto, host, docker or chroot")
+    if wanted != "auto":
+        return wanted
+    if host_asterisk():
+        return "host"
+    if docker_usable():
+        return "docker"
+    return "chroot"
+
+
+# ----------------------------------------------------------------------------- classic AGI
+
+
+def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    if cmd[0] == "chroot":
+        # The host's pip settings (find-links, certificates) mean nothing inside the root.
+        kw.setdefault("env", {k: v for k, v in os.environ.items() if not k.startswith("PIP_")})
+    result = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if result.returncode != 0:
+        raise TestbedError(f"{' '.join(cmd)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+    return result
+
+
+def build_project_wheel(dest: Path) -> Path:
+    dest.mkdir(parents=True, exist_ok=True)
+    for old in dest.glob("telefeatures-*.whl"):
+        old.unlink()
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dest),
+          str(PROJECT)])
+    return next(dest.glob("telefeatures-*.whl"))
+
+
+def ensure_chroot_classic_agi(root: Path) -> str:
+    """Install telefeatures-agi into a venv inside the root; returns its path there.
+
+    Dependencies are downloaded on the host for the root's Python into a cached
+    wheelhouse and installed offline; the project wheel is rebuilt every run.
+    """
+    pyver = _run(["chroot", str(root), "python3", "-c",
+                  "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"]).stdout.strip()
+    key = recipe_key({"py": pyver, "req": CLASSIC_AGI_REQUIREMENTS})
+    marker = root / CHROOT_VENV.lstrip("/") / f".deps-{key}"
+    inside_wheels = root / "tmp" / "tf-wheelhouse"
+    if not marker.exists():
+        wheelhouse = cache_dir() / f"wheelhouse-{key}"
+        if not (wheelhouse / ".complete").exists():
+            log(f"downloading classic-AGI dependencies for Python {pyver}")
+            wheelhouse.mkdir(parents=True, exist_ok=True)
+            abi = "cp" + pyver.replace(".", "")
+            _run([sys.executable, "-m", "pip", "download", "-q", "--dest", str(wheelhouse),
+                  "--only-binary=:all:", "--python-version", pyver, "--implementation", "cp", "--abi", abi,
+                  "--abi", "abi3", "--abi", "none",
+                  "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64",
+                  "--platform", "manylinux_2_28_x86_64", "--platform", "any",
+                  *[r for r in CLASSIC_AGI_REQUIREMENTS if not r.startswith("pyst2")]])
+            # pyst2 is published as a source archive only: build its (pure) wheel here.
+            _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheelhouse),
+                  *[r for r in CLASSIC_AGI_REQUIREMENTS if r.startswith("pyst2")]])
+            (wheelhouse / ".complete").write_text("ok")
+        shutil.rmtree(root / CHROOT_VENV.lstrip("/"), ignore_errors=True)
+        _run(["chroot", str(root), "python3", "-m", "venv", CHROOT_VENV])
+        shutil.rmtree(inside_wheels, ignore_errors=True)
+        shutil.copytree(wheelhouse, inside_wheels)
+        _run(["chroot", str(root), f"{CHROOT_VENV}/bin/pip", "install", "-q", "--no-index",
+              "--find-links", "/tmp/tf-wheelhouse", *CLASSIC_AGI_REQUIREMENTS])
+        marker.write_text("ok")
+    wheel = build_project_wheel(root / "tmp" / "tf-project-wheel")
+    _run(["chroot", str(root), f"{CHROOT_VENV}/bin/pip", "install", "-q", "--no-index", "--no-deps",
+          "--force-reinstall", f"/tmp/tf-project-wheel/{wheel.name}"])
+    return f"{CHROOT_VENV}/bin/telefeatures-agi"
+
+
+# ----------------------------------------------------------------------------- instance
+
+
+@dataclass
+class Ports:
+    sip: int
+    ami: int
+    agi: int
+    provider: int
+    rtp_start: int
+    rtp_end: int
+
+
+@dataclass
+class Asterisk:
+    """One running Asterisk. Paths in ``run_dir`` are host paths; ``inside``
+    is the same directory as Asterisk sees it (differs in a chroot)."""
+
+    source: str
+    run_dir: Path
+    inside: str
+    ports: Ports
+    ami_user: str
+    ami_secret: str
+    phone_secret: str
+    root: Path | None = None
+    container: str | None = None
+    process: subprocess.Popen | None = None
+    env: dict = field(default_factory=dict)
+
+    @property
+    def log_path(self) -> Path:
+        return self.run_dir / "log" / "messages.log"
+
+    def phone_password(self, ext: str) -> str:
+        return f"{self.phone_secret}-{ext}"
+
+    def _cmd(self, *args: str) -> list[str]:
+        conf = f"{self.inside}/etc/asterisk.conf"
+        if self.source == "chroot":
+            return ["chroot", str(self.root), "asterisk", "-C", conf, *args]
+        if self.source == "docker":
+            return ["docker", "exec", self.container, "asterisk", "-C", conf, *args]
+        return ["asterisk", "-C", conf, *args]
+
+    def cli(self, command: str, timeout: float = 15) -> str:
+        result = subprocess.run(self._cmd("-rx", command), capture_output=True, text=True, timeout=timeout)
+        if result.returncode != 0:
+            raise TestbedError(f"asterisk -rx {command!r} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def start(self, boot_timeout: float = 60) -> None:
+        if self.source == "docker":
+            self.container = f"tf-testbed-{uuid.uuid4().hex[:8]}"
+            cmd = ["docker", "run", "--rm", "--name", self.container, "--network", "host",
+                   "-v", f"{self.run_dir}:{self.inside}", *[f"-e{k}={v}" for k, v in self.env.items()],
+                   "telefeatures-testbed-asterisk", "asterisk", "-f", "-U", "root", "-C",
+                   f"{self.inside}/etc/asterisk.conf"]
+        else:
+            cmd = self._cmd("-f", "-U", "root")
+        out = open(self.run_dir / "console.out", "wb")
+        self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                        env={**os.environ, **self.env}, start_new_session=True)
+        deadline = time.monotonic() + boot_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise TestbedError(f"Asterisk exited during boot:\n{self._tail()}")
+            try:
+                self.cli("core waitfullybooted", timeout=10)
+                return
+            except (TestbedError, subprocess.TimeoutExpired):
+                time.sleep(0.3)
+        self.stop()
+        raise TestbedError(f"Asterisk did not boot within {boot_timeout}s:\n{self._tail()}")
+
+    def _tail(self, n: int = 4000) -> str:
+        text = ""
+        for path in (self.run_dir / "console.out", self.log_path):
+            if path.exists():
+                text += f"--- {path.name}\n" + path.read_text(errors="replace")[-n:]
+        return text
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            try:
+                self.cli("core stop now", timeout=10)
+            except (TestbedError, subprocess.TimeoutExpired):
+                pass
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        if self.container:
+            subprocess.run(["docker", "rm", "-f", self.container], capture_output=True)
+        self.process = None
+
+    def log_since(self, offset: int) -> str:
+        with open(self.log_path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+
+    def log_offset(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+
+def _render(template: str, values: dict[str, str]) -> str:
+    for key, value in values.items():
+        template = template.replace(f"@{key}@", value)
+    leftover = re.findall(r"@[A-Z_]+@", template)
+    if leftover:
+        raise TestbedError(f"unfilled placeholders in test bed config: {sorted(set(leftover))}")
+    return template
+
+
+def prepare(agi_port: int, env: dict | None = None, extra_pjsip: str = "") -> Asterisk:
+    """Pick a source, make a run directory with config, and return an Asterisk
+    ready to ``start()``. ``extra_pjsip`` is appended to pjsip.conf (e.g. a
+    generated ``#include``)."""
+    source = choose_source()
+    run_id = f"tf-run-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    root = None
+    classic_agi = str(Path(sys.executable).with_name("telefeatures-agi"))
+    moddir = datadir = ""
+    if source == "chroot":
+        root = ensure_chroot_root()
+        run_dir = root / "tmp" / run_id
+        inside = f"/tmp/{run_id}"
+        classic_agi = ensure_chroot_classic_agi(root)
+        moddir = "/usr/lib/x86_64-linux-gnu/asterisk/modules"
+        datadir = "/usr/share/asterisk"
+    elif source == "host":
+        run_dir = Path(tempfile.mkdtemp(prefix=run_id))
+        inside = str(run_dir)
+        candidates = ["/usr/lib/x86_64-linux-gnu/asterisk/modules", "/usr/lib/asterisk/modules",
+                      "/usr/lib64/asterisk/modules"]
+        moddir = next((c for c in candidates if Path(c).is_dir()), candidates[0])
+        datadir = "/usr/share/asterisk" if Path("/usr/share/asterisk/sounds").exists() else "/var/lib/asterisk"
+    else:
+        _run(["docker", "build", "-q", "-t", "telefeatures-testbed-asterisk", "-f",
+              str(PROJECT / "docker" / "asterisk" / "Dockerfile"), str(PROJECT)], timeout=1800)
+        run_dir = Path(tempfile.mkdtemp(prefix=run_id))
+        inside = "/testbed"
+        classic_agi = f"{CHROOT_VENV}/bin/telefeatures-agi"
+        moddir = "/usr/lib/x86_64-linux-gnu/asterisk/modules"
+        datadir = "/usr/share/asterisk"
+    for sub in ("etc/telefeatures", "lib", "spool", "run", "log"):
+        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    rtp = free_port(socket.SOCK_DGRAM)
+    ports = Ports(sip=free_port(both=True), ami=free_port(), agi=agi_port,
+                  provider=free_port(socket.SOCK_DGRAM, "127.0.0.2"), rtp_start=rtp, rtp_end=rtp + 200)
+    ast = Asterisk(source=source, run_dir=run_dir, inside=inside, ports=ports, ami_user="tftest",
+                   ami_secret=uuid.uuid4().hex, phone_secret=uuid.uuid4().hex[:12], root=root, env=env or {})
+    values = {
+        "RUN": inside, "MODDIR": moddir, "DATADIR": datadir, "SIP_PORT": str(ports.sip),
+        "AMI_PORT": str(ports.ami), "AMI_USER": ast.ami_user, "AMI_SECRET": ast.ami_secret,
+        "AGI_PORT": str(agi_port), "PROVIDER_PORT": str(ports.provider), "RTP_START": str(ports.rtp_start),
+        "RTP_END": str(ports.rtp_end), "PHONE_SECRET": ast.phone_secret, "CLASSIC_AGI": classic_agi,
+    }
+    for template in CONFIG_TEMPLATES.glob("*.conf"):
+        text = _render(template.read_text(), values)
+        if template.name == "pjsip.conf" and extra_pjsip:
+            text += "\n" + extra_pjsip + "\n"
+        (run_dir / "etc" / template.name).write_text(text)
+    # The shipped dialplan, byte for byte, where the test bed's extensions.conf includes it.
+    for conf in DIALPLAN.glob("*.conf"):
+        shutil.copyfile(conf, run_dir / "etc" / "telefeatures" / conf.name)
+    return ast
+
+
+def remove_run_dir(ast: Asterisk) -> None:
+    shutil.rmtree(ast.run_dir, ignore_errors=True)
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] != ["build"]:
+        print("usage: python -m tests.testbed.asterisk build", file=sys.stderr)
+        return 2
+    source = choose_source()
+    log(f"Asterisk source: {source}")
+    if source == "chroot":
+        root = ensure_chroot_root()
+        ensure_chroot_classic_agi(root)
+        out = _run(["chroot", str(root), "asterisk", "-V"]).stdout.strip()
+    elif source == "docker":
+        _run(["docker", "build", "-q", "-t", "telefeatures-testbed-asterisk", "-f",
+              str(PROJECT / "docker" / "asterisk" / "Dockerfile"), str(PROJECT)], timeout=1800)
+        out = _run(["docker", "run", "--rm", "telefeatures-testbed-asterisk", "asterisk", "-V"]).stdout.strip()
+    else:
+        out = _run(["asterisk", "-V"]).stdout.strip()
+    log(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

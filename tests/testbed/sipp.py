@@ -1,0 +1,189 @@
+"""Real SIP user agents for the test bed: Debian's sipp with the scenarios in sipp/.
+
+Phones register and call with digest auth on 127.0.0.1; the "provider" answers
+outbound calls and places inbound ones from 127.0.0.2 (the address Asterisk
+identifies the trunk by). Every run writes sipp's message trace, which
+:func:`parse_trace` turns into the messages the test inspects.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .asterisk import Asterisk, TestbedError, free_port
+
+SCENARIOS = Path(__file__).resolve().parent / "sipp"
+_SEPARATOR = re.compile(r"^-{20,} .*$", re.MULTILINE)
+_DIRECTION = re.compile(r"^(UDP|TCP|TLS) message (received|sent)", re.MULTILINE)
+
+
+@dataclass
+class SipMessage:
+    direction: str  # "received" or "sent"
+    start_line: str
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: str = ""
+
+    @property
+    def method(self) -> str:
+        return self.start_line.split(" ", 1)[0]
+
+    @property
+    def request_uri(self) -> str:
+        parts = self.start_line.split(" ")
+        return parts[1] if len(parts) > 2 else ""
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        compact = {"from": "f", "to": "t", "call-id": "i", "via": "v", "contact": "m"}.get(name)
+        for key, value in self.headers:
+            if key.lower() == name or (compact and key.lower() == compact):
+                return value
+        return None
+
+
+def parse_trace(text: str) -> list[SipMessage]:
+    messages = []
+    for chunk in _SEPARATOR.split(text):
+        m = _DIRECTION.search(chunk)
+        if not m:
+            continue
+        rest = chunk[m.end():].split("\n", 1)[1] if "\n" in chunk[m.end():] else ""
+        rest = rest.lstrip("\r\n").replace("\r\n", "\n")
+        head, _, body = rest.partition("\n\n")
+        lines = [ln for ln in head.split("\n") if ln.strip()]
+        if not lines:
+            continue
+        msg = SipMessage(direction=m.group(2), start_line=lines[0].strip(), body=body)
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if sep:
+                msg.headers.append((name.strip(), value.strip()))
+        messages.append(msg)
+    return messages
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    messages: list[SipMessage]
+    output: str
+
+    def received(self, method_or_code: str) -> list[SipMessage]:
+        return [m for m in self.messages if m.direction == "received"
+                and (m.method == method_or_code or m.start_line.startswith(f"SIP/2.0 {method_or_code}"))]
+
+    @property
+    def answered(self) -> bool:
+        return any(m.start_line.startswith("SIP/2.0 200") and "INVITE" in (m.header("CSeq") or "")
+                   for m in self.messages if m.direction == "received")
+
+
+def render_scenario(name: str, values: dict[str, str]) -> str:
+    """Fill the test's values (``@NAME@``) into a scenario; sipp's own
+    ``[keywords]`` stay for sipp."""
+    text = (SCENARIOS / name).read_text()
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", value)
+    leftover = re.findall(r"@[A-Z_]+@", text)
+    if leftover:
+        raise TestbedError(f"{name}: no value for {sorted(set(leftover))}")
+    return text
+
+
+class SippRunner:
+    def __init__(self, asterisk: Asterisk, workdir: Path):
+        self.asterisk = asterisk
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._count = 0
+
+    def _base(self, scenario: str, local_ip: str, name: str, values: dict[str, str]) -> tuple[list[str], Path]:
+        self._count += 1
+        trace = self.workdir / f"{self._count:03d}-{name}.trace"
+        rendered = trace.with_suffix(".xml")
+        rendered.write_text(render_scenario(scenario, values))
+        cmd = ["sipp", f"127.0.0.1:{self.asterisk.ports.sip}", "-sf", str(rendered),
+               "-i", local_ip, "-p", str(free_port(socket.SOCK_DGRAM, local_ip)),
+               "-mp", str(free_port(socket.SOCK_DGRAM, local_ip)), "-nostdin", "-m", "1",
+               "-trace_msg", "-message_file", str(trace), "-trace_err",
+               "-error_file", str(trace.with_suffix(".err")), "-t", "u1"]
+        return cmd, trace
+
+    def _run(self, cmd: list[str], trace: Path, timeout: float) -> SippResult:
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 15)
+        except subprocess.TimeoutExpired as exc:
+            raise TestbedError(f"sipp did not finish: {' '.join(cmd)}") from exc
+        text = trace.read_text(errors="replace") if trace.exists() else ""
+        err = trace.with_suffix(".err")
+        errors = err.read_text(errors="replace") if err.exists() else ""
+        return SippResult(proc.returncode, parse_trace(text), proc.stdout[-2000:] + errors[-2000:])
+
+    def register(self, ext: str, contact_port: int, timeout: float = 20) -> SippResult:
+        cmd, trace = self._base("register.xml", "127.0.0.1", f"register-{ext}",
+                                {"EXT": ext, "CONTACT_PORT": str(contact_port)})
+        cmd += ["-au", ext, "-ap", self.asterisk.phone_password(ext), "-timeout", f"{int(timeout)}s",
+                "-timeout_error"]
+        return self._run(cmd, trace, timeout)
+
+    def call(self, ext: str, number: str, *, dtmf: str | None = None, dtmf_delay_ms: int = 1500,
+             hold_ms: int = 4000, timeout: float = 60) -> SippResult:
+        """Phone ``ext`` dials ``number``; with ``dtmf`` it presses that key
+        (RFC 2833) ``dtmf_delay_ms`` after the answer."""
+        scenario = "call_dtmf.xml" if dtmf else "call.xml"
+        values = {"EXT": ext, "HOLD": str(hold_ms), "DIGIT": dtmf or "", "DTMF_DELAY": str(dtmf_delay_ms)}
+        cmd, trace = self._base(scenario, "127.0.0.1", f"call-{ext}-{re.sub(r'[^0-9A-Za-z]', '_', number)}",
+                                values)
+        cmd += ["-s", number, "-au", ext, "-ap", self.asterisk.phone_password(ext), "-timeout",
+                f"{int(timeout)}s", "-timeout_error"]
+        return self._run(cmd, trace, timeout)
+
+    def trunk_call(self, to_ext: str, cidnum: str, cidname: str = "Caller", extra_header: str = "X-Test: 1",
+                   hold_ms: int = 2000, timeout: float = 40) -> SippResult:
+        """The provider calls ``to_ext`` from 127.0.0.2 with the given caller ID."""
+        values = {"CIDNUM": cidnum, "CIDNAME": cidname, "EXTRA": extra_header, "HOLD": str(hold_ms)}
+        cmd, trace = self._base("trunk_call.xml", "127.0.0.2", f"trunk-{to_ext}", values)
+        cmd += ["-s", to_ext, "-timeout", f"{int(timeout)}s", "-timeout_error"]
+        return self._run(cmd, trace, timeout)
+
+
+class AnsweringAgent:
+    """A sipp UAS in the background answering every call at ``ip:port``."""
+
+    def __init__(self, ip: str, port: int, trace: Path):
+        self.ip, self.port, self.trace = ip, port, trace
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> AnsweringAgent:
+        self.trace.parent.mkdir(parents=True, exist_ok=True)
+        cmd = ["sipp", "-sf", str(SCENARIOS / "uas.xml"), "-i", self.ip, "-p", str(self.port),
+               "-mp", str(free_port(socket.SOCK_DGRAM, self.ip)), "-nostdin", "-trace_msg",
+               "-message_file", str(self.trace), "-t", "u1"]
+        self._out = open(self.trace.with_suffix(".out"), "wb")
+        self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT)
+        time.sleep(0.3)
+        if self.process.poll() is not None:
+            raise TestbedError(f"sipp UAS on {self.ip}:{self.port} exited at once")
+        return self
+
+    def messages(self) -> list[SipMessage]:
+        return parse_trace(self.trace.read_text(errors="replace")) if self.trace.exists() else []
+
+    def invites(self) -> list[SipMessage]:
+        return [m for m in self.messages() if m.direction == "received" and m.method == "INVITE"]
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
