@@ -20,7 +20,20 @@ from .state.schema import valid_extension
 
 Handler = Callable[[Call], Awaitable[Outcome]]
 
-ROUTES = ("inbound", "callreturn", "cidblock/on", "cidblock/off", "cidblock/status", "outbound")
+# How many arguments each route takes (arg1 is always the extension). A comma
+# in dialplan data splits AGI() arguments, so more than this means the data
+# was not what the dialplan meant to pass: refuse rather than use a part of it.
+ARITY = {"inbound": 1, "callreturn": 1, "cidblock/on": 1, "cidblock/off": 1, "cidblock/status": 1,
+         "outbound": 2}
+ROUTES = tuple(ARITY)
+
+
+def route_args(args: tuple[str, ...]) -> tuple[str, ...]:
+    """Arguments without trailing empty ones (``AGI(url,${A},${B})`` with B unset)."""
+    end = len(args)
+    while end and args[end - 1] == "":
+        end -= 1
+    return args[:end]
 
 
 def extension_of(request: AgiRequest) -> str | None:
@@ -63,9 +76,11 @@ class FeatureApp:
         """
         handler = self.routes.get(route)
         request = channel.request
+        extension = None
         if handler is None:
             outcome = Outcome(Status.ERROR, "unknown-route")
-            extension = None
+        elif len(route_args(request.args)) > ARITY[route]:
+            outcome = Outcome(Status.REFUSED if route == "outbound" else Status.ERROR, "bad-arguments")
         else:
             extension = extension_of(request)
             call = Call(channel, extension, request.args[1:])
