@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 
 from .. import metrics
-from ..app import FeatureApp
+from ..app import FeatureApp, extension_of
 from .channel import AgiChannel, ChannelHungUp, CommandRejected
 from .protocol import (
     MAX_HEADER_BYTES,
@@ -202,6 +202,9 @@ class FastAgiServer:
                     request = await read_request(reader)
                 route = request.route
                 uniqueid = request.uniqueid
+                if route in self.app.routes:
+                    # known before the route runs, so a hangup or timeout is logged with it
+                    extension = extension_of(request)
                 channel = AgiChannel(request, StreamTransport(reader, writer))
                 extension, outcome = await self.app.handle(channel, route)
                 status, reason = outcome.status.value, outcome.reason
