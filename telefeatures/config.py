@@ -8,6 +8,7 @@ Nested settings use ``__`` in environment variables, e.g.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -160,7 +162,8 @@ class Settings(BaseSettings):
 
     host: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv4Address("127.0.0.1")
     port: int = Field(4573, ge=1, le=65535)
-    allow_peers: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(
+    # NoDecode: the environment gives "127.0.0.1,10.0.0.0/24", which is not JSON.
+    allow_peers: Annotated[list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode] = Field(
         default_factory=lambda: [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")]
     )
     redis_url: str | None = None
@@ -199,6 +202,8 @@ class Settings(BaseSettings):
     def _comma_list(cls, value: Any) -> Any:
         # Environment and flags give "127.0.0.1,10.0.0.0/24"; TOML gives a list.
         if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
