@@ -22,6 +22,7 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from pydantic_settings import SettingsError as SourceError
 
 from .state.schema import valid_prefix
 
@@ -252,5 +253,7 @@ def load_settings(config_file: str | os.PathLike | None = None, **overrides: Any
         return cls(**given)
     except ValidationError as exc:
         raise SettingsError(describe_validation_error(exc)) from None
+    except SourceError as exc:  # e.g. an environment value that is not the JSON a nested field needs
+        raise SettingsError(str(exc)) from None
     except ValueError as exc:  # e.g. a TOML syntax error
         raise SettingsError(f"config file {str(config_file)!r}: {exc}") from None
