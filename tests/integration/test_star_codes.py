@@ -1,29 +1,169 @@
 """Star codes end to end: sipp phones -> Asterisk 22 (shipped dialplan) ->
-telefeatures serve -> Redis, and what the provider trunk receives."""
+``telefeatures serve`` -> Redis, and what the provider trunk receives."""
 
 from __future__ import annotations
+
+import re
 
 from conftest import KEY_PREFIX, wait_for
 
 OUTSIDE = "5552345678"
+CALLER = "5551234567"
 
 
-def new_invites(provider, before: int, count: int = 1):
+def invites_after(provider, before: int, count: int = 1):
     return wait_for(lambda: provider.invites()[before:] if len(provider.invites()) >= before + count else None,
-                    timeout=10, what=f"{count} INVITE(s) at the provider")
+                    timeout=15, what=f"{count} INVITE(s) at the provider")
+
+
+def assert_anonymous(invite, ext: str):
+    from_ = invite.header("From")
+    assert "anonymous@anonymous.invalid" in from_, from_
+    assert ext not in from_
+    # send_pai + trust_id_outbound: the real identity travels in PAI, marked private.
+    assert invite.header("Privacy") == "id"
+    assert ext in (invite.header("P-Asserted-Identity") or "")
+
+
+def assert_presented(invite, ext: str, name: str):
+    from_ = invite.header("From")
+    assert f"sip:{ext}@" in from_ and name in from_, from_
+    assert "anonymous" not in from_.lower()
+    assert invite.header("Privacy") in (None, "none")
+
+
+def played(asterisk, offset: int, prompt: str) -> bool:
+    return f"Playing '{prompt}." in asterisk.log_since(offset)
+
+
+def star(sipp, ext: str, code: str, **kw):
+    result = sipp.call(ext, code, **kw)
+    assert result.returncode == 0 and result.answered, result.output
+    return result
+
+
+def outbound(sipp, provider, ext: str, number: str = OUTSIDE):
+    before = len(provider.invites())
+    result = sipp.call(ext, number, hold_ms=1000)
+    assert result.returncode == 0 and result.answered, result.output
+    invite = invites_after(provider, before)[0]
+    assert invite.request_uri.startswith(f"sip:{number.removeprefix('*67')}@"), invite.request_uri
+    return invite
+
+
+# ----------------------------------------------------------------------------- *81 *82 *83
 
 
 def test_star81_then_outbound_call_is_anonymous(asterisk, feature_server, provider, sipp, state):
-    result = sipp.call("1000", "*81")
-    assert result.returncode == 0, result.output
+    offset = asterisk.log_offset()
+    star(sipp, "1000", "*81")
     assert state.get(f"{KEY_PREFIX}ext:1000:cidblock") == "1"
+    assert played(asterisk, offset, "activated")
+    assert_anonymous(outbound(sipp, provider, "1000"), "1000")
 
-    before = len(provider.invites())
-    result = sipp.call("1000", OUTSIDE, hold_ms=1000)
+
+def test_star82_then_outbound_call_shows_caller_id(asterisk, feature_server, provider, sipp, state):
+    state.set(f"{KEY_PREFIX}ext:1000:cidblock", "1")
+    offset = asterisk.log_offset()
+    star(sipp, "1000", "*82")
+    assert state.get(f"{KEY_PREFIX}ext:1000:cidblock") is None
+    assert played(asterisk, offset, "de-activated")
+    assert_presented(outbound(sipp, provider, "1000"), "1000", "Alice")
+
+
+def test_star83_announces_whether_blocking_is_on(asterisk, feature_server, sipp, state):
+    state.set(f"{KEY_PREFIX}ext:1000:cidblock", "1")
+    offset, log_at = asterisk.log_offset(), feature_server.log_offset()
+    star(sipp, "1000", "*83")
+    assert played(asterisk, offset, "enabled") and not played(asterisk, offset, "disabled")
+    sessions = feature_server.sessions_since(log_at)
+    assert any("route=cidblock/status ext=1000 status=OK" in s for s in sessions), sessions
+
+    state.delete(f"{KEY_PREFIX}ext:1000:cidblock")
+    offset = asterisk.log_offset()
+    star(sipp, "1000", "*83")
+    assert played(asterisk, offset, "disabled") and not played(asterisk, offset, "enabled")
+
+
+# ----------------------------------------------------------------------------- *67
+
+
+def test_star67_withholds_caller_id_for_that_call_only(asterisk, feature_server, provider, sipp, state):
+    assert_anonymous(outbound(sipp, provider, "1000", "*67" + OUTSIDE), "1000")
+    assert_presented(outbound(sipp, provider, "1000"), "1000", "Alice")
+    assert state.get(f"{KEY_PREFIX}ext:1000:cidblock") is None
+
+
+# ----------------------------------------------------------------------------- inbound and *69
+
+
+def test_inbound_call_then_star69_calls_back(asterisk, feature_server, provider, phone_1001, sipp, state):
+    result = sipp.trunk_call("1001", CALLER, "Pat Caller")
     assert result.returncode == 0 and result.answered, result.output
-    invite = new_invites(provider, before)[0]
-    assert invite.request_uri.startswith(f"sip:{OUTSIDE}@")
-    assert "anonymous@anonymous.invalid" in invite.header("From")
-    assert "1000" not in invite.header("From")
-    assert invite.header("Privacy") == "id"
-    assert "1000" in invite.header("P-Asserted-Identity")
+    record = state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller")
+    assert record["number"] == CALLER and record["withheld"] == "0" and record["name"] == "Pat Caller"
+
+    before, offset = len(provider.invites()), asterisk.log_offset()
+    result = sipp.call("1001", "*69", dtmf="1", dtmf_delay_ms=1200, hold_ms=2500)
+    assert result.returncode == 0, result.output
+    invite = invites_after(provider, before)[0]
+    assert invite.request_uri.startswith(f"sip:1{CALLER}@"), invite.request_uri
+    # The callback is an outbound call like any other: 1001 is not blocked.
+    assert_presented(invite, "1001", "Bob")
+    assert played(asterisk, offset, "info-about-last-call")
+
+
+def test_anonymous_inbound_then_star69_refuses(asterisk, feature_server, provider, phone_1001, sipp, state):
+    result = sipp.trunk_call("1001", "anonymous", "Anonymous", extra_header="Privacy: id")
+    assert result.returncode == 0, result.output
+    record = state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller")
+    assert record["withheld"] == "1" and record["number"] == ""
+
+    before, offset, log_at = len(provider.invites()), asterisk.log_offset(), feature_server.log_offset()
+    star(sipp, "1001", "*69", dtmf="1", dtmf_delay_ms=800, hold_ms=15000)
+    assert played(asterisk, offset, "from-unknown-caller")
+    assert any("route=callreturn ext=1001 status=REFUSED reason=withheld" in s
+               for s in feature_server.sessions_since(log_at))
+    assert len(provider.invites()) == before
+
+
+def test_hostile_caller_id_then_star69_dials_nothing(asterisk, feature_server, provider, phone_1001, sipp,
+                                                     state):
+    hostile = "5551234&PJSIP/evil"
+    result = sipp.trunk_call("1001", hostile, "Mallory")
+    assert result.returncode == 0, result.output
+    record = state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller")
+    assert record["withheld"] == "1" and record["reason"] == "invalid-number" and "evil" not in str(record)
+
+    before, offset = len(provider.invites()), asterisk.log_offset()
+    star(sipp, "1001", "*69", dtmf="1", dtmf_delay_ms=800, hold_ms=15000)
+    log = asterisk.log_since(offset)
+    assert len(provider.invites()) == before
+    assert not re.search(r"Dial\(.*evil", log), "the hostile caller ID reached Dial"
+    assert "PJSIP/evil" not in log
+
+
+def test_internal_call_does_not_replace_last_caller(asterisk, feature_server, provider, phone_1001, sipp, state):
+    result = sipp.trunk_call("1001", CALLER, "Pat Caller")
+    assert result.returncode == 0 and result.answered, result.output
+    before = state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller")
+
+    calls = len(phone_1001.invites())
+    result = sipp.call("1000", "1001", hold_ms=800)
+    assert result.returncode == 0 and result.answered, result.output
+    assert len(phone_1001.invites()) == calls + 1  # the internal call really rang 1001
+    assert state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller") == before
+
+
+# ----------------------------------------------------------------------------- persistence
+
+
+def test_state_survives_a_feature_server_restart(asterisk, feature_server, provider, sipp, state):
+    star(sipp, "1000", "*81")
+    assert feature_server.stop() == 0
+    feature_server.start()
+    assert state.get(f"{KEY_PREFIX}ext:1000:cidblock") == "1"
+    offset = asterisk.log_offset()
+    star(sipp, "1000", "*83")
+    assert played(asterisk, offset, "enabled")
+    assert_anonymous(outbound(sipp, provider, "1000"), "1000")
