@@ -1,0 +1,1 @@
+"""Cisco 79x1 SIP provisioning: inventory, rendering, TFTP and re-sync."""

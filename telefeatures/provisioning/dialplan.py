@@ -1,0 +1,213 @@
+"""The Cisco SIP dial-template grammar (``dialplan.xml``): patterns, the rules the
+phone enforces, and a checker for a finished document.
+
+Pattern grammar (as the 79x1 SIP firmware reads ``MATCH``):
+
+* ``0``-``9``, ``#``, ``+``: that key;
+* ``.``: exactly one key;
+* ``*``: one or more keys;
+* ``\\*``: a literal star (so ``\\*69`` is star-six-nine).
+
+There is no ``X`` and no range such as ``[2-9]``; the phone rejects the whole
+file over one unknown attribute, element or construct, so this module is strict.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from lxml import etree
+
+MAX_DIALPLAN_BYTES = 8192
+ALLOWED_ATTRIBUTES = frozenset({"MATCH", "Timeout", "User", "Rewrite", "Route", "Tone", "Line"})
+USER_VALUES = frozenset({"Phone", "IP"})
+
+# One token of a MATCH pattern: a literal star, a wildcard, or a key.
+_TOKEN = re.compile(r"\\\*|[.*]|[0-9#+]")
+_FEATURE_CODE = re.compile(r"[0-9*]{1,8}")
+
+
+class DialplanError(ValueError):
+    pass
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """Why ``pattern`` is not a valid MATCH value, or None if it is."""
+    if not pattern:
+        return "empty pattern"
+    if len(pattern) > 64:
+        return "longer than 64 characters"
+    pos = 0
+    while pos < len(pattern):
+        token = _TOKEN.match(pattern, pos)
+        if token is None:
+            char = pattern[pos]
+            if char in "xX":
+                return f"{char!r} is not part of the phone's grammar (use '.' for one digit)"
+            if char == "[":
+                return "ranges like [2-9] are not part of the phone's grammar"
+            if char == "\\":
+                return "a backslash may only escape a star (\\*)"
+            return f"character {char!r} at position {pos + 1} is not allowed"
+        pos = token.end()
+    return None
+
+
+def valid_pattern(pattern: str) -> str:
+    problem = pattern_problem(pattern)
+    if problem:
+        raise ValueError(f"dial pattern {pattern!r}: {problem}")
+    return pattern
+
+
+def valid_feature_code(code: str) -> str:
+    if not _FEATURE_CODE.fullmatch(code):
+        raise ValueError(f"feature code {code!r} must be 1-8 of 0-9 and *")
+    return code
+
+
+def escape_code(code: str) -> str:
+    """A dialled string (``*69``) as a MATCH pattern matching exactly it (``\\*69``)."""
+    return code.replace("*", "\\*")
+
+
+@lru_cache(maxsize=1024)
+def pattern_regex(pattern: str) -> re.Pattern[str]:
+    """A Python regex accepting exactly the key sequences ``pattern`` matches."""
+    parts = []
+    for token in _TOKEN.findall(pattern):
+        if token == "\\*":
+            parts.append(r"\*")
+        elif token == ".":
+            parts.append(r"[0-9*#+]")
+        elif token == "*":
+            parts.append(r"[0-9*#+]+")
+        else:
+            parts.append(re.escape(token))
+    return re.compile("".join(parts))
+
+
+def literal_count(pattern: str) -> int:
+    """How many keys ``pattern`` names exactly. The phone prefers, among the
+    templates that fit what was dialled so far, the one with most exact keys:
+    a complete template only wins over an incomplete one with more of them."""
+    return sum(1 for token in _TOKEN.findall(pattern) if token not in (".", "*"))
+
+
+def is_open_ended(pattern: str) -> bool:
+    return "*" in pattern.replace("\\*", "")
+
+
+@dataclass(frozen=True)
+class DialTemplate:
+    """One ``<TEMPLATE>``: dial ``match`` once it is complete, after ``timeout`` s."""
+
+    match: str
+    timeout: int
+    why: str  # kept for reports and tests; not written to the file
+
+
+def build_dial_templates(
+    feature_codes: list[tuple[str, str]],
+    per_call_block: str,
+    extension_patterns: list[str],
+    outside_patterns: list[str],
+    interdigit_timeout: int,
+) -> list[DialTemplate]:
+    """The site's templates, most specific first, ending with a catch-all so any
+    other number still dials after the inter-digit timeout."""
+    templates = [DialTemplate(escape_code(code), 0, why) for code, why in feature_codes]
+    prefix = escape_code(per_call_block)
+    for pattern in [*extension_patterns, *outside_patterns]:
+        timeout = interdigit_timeout if is_open_ended(pattern) else 0
+        templates.append(DialTemplate(prefix + pattern, timeout, f"caller ID hidden for one call, {pattern}"))
+    templates += [DialTemplate(p, 0, "extension") for p in extension_patterns]
+    templates += [DialTemplate(p, interdigit_timeout if is_open_ended(p) else 0, "outside number")
+                  for p in outside_patterns]
+    templates.append(DialTemplate(prefix + "*", interdigit_timeout, "caller ID hidden for one call, any number"))
+    templates.append(DialTemplate("*", interdigit_timeout, "anything else, after the inter-digit timeout"))
+    seen: set[str] = set()
+    unique = []
+    for template in templates:
+        if template.match not in seen:
+            seen.add(template.match)
+            unique.append(template)
+    return unique
+
+
+def cut_short(number: str, templates: list[DialTemplate]) -> tuple[str, str] | None:
+    """If the phone would place the call before ``number`` is fully dialled,
+    the prefix it would send and the template responsible; else None.
+
+    Applies the firmware's rule: a complete template with Timeout 0 fires
+    unless a template still waiting for more keys (one that fits the whole
+    number) names at least as many exact keys.
+    """
+    compiled = [(t, pattern_regex(t.match)) for t in templates]
+    fits_whole = [(rx, literal_count(t.match)) for t, rx in compiled if rx.fullmatch(number)]
+    for end in range(1, len(number)):
+        prefix = number[:end]
+        complete = [(t, literal_count(t.match)) for t, rx in compiled if t.timeout == 0 and rx.fullmatch(prefix)]
+        if not complete:
+            continue
+        winner, best = max(complete, key=lambda item: item[1])
+        waiting = [count for rx, count in fits_whole if not rx.fullmatch(prefix)]
+        if not waiting or max(waiting) < best:
+            return prefix, winner.match
+    return None
+
+
+def check_dialplan(document: bytes) -> list[str]:
+    """Every way ``document`` breaks the phone's dial-template rules ([] if none)."""
+    problems: list[str] = []
+    if len(document) > MAX_DIALPLAN_BYTES:
+        problems.append(f"{len(document)} bytes; the phone accepts at most {MAX_DIALPLAN_BYTES}")
+    try:
+        root = etree.fromstring(document, etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError as exc:
+        return problems + [f"not well-formed XML: {exc}"]
+    if root.tag != "DIALTEMPLATE":
+        problems.append(f"root element is <{root.tag}>, must be <DIALTEMPLATE>")
+    if root.attrib:
+        problems.append("<DIALTEMPLATE> takes no attributes")
+    if (root.text or "").strip():
+        problems.append("<DIALTEMPLATE> must not contain text")
+    count = 0
+    for child in root:
+        if not isinstance(child.tag, str):
+            problems.append("comments and processing instructions are not allowed inside <DIALTEMPLATE>")
+            continue
+        count += 1
+        where = f"TEMPLATE #{count}"
+        if child.tag != "TEMPLATE":
+            problems.append(f"element <{child.tag}> is not allowed (only <TEMPLATE>)")
+            continue
+        if len(child) or (child.text or "").strip():
+            problems.append(f"{where}: <TEMPLATE> must be empty")
+        if (child.tail or "").strip():
+            problems.append(f"{where}: text after <TEMPLATE> is not allowed")
+        for name in child.attrib:
+            if name not in ALLOWED_ATTRIBUTES:
+                problems.append(f"{where}: attribute {name!r} is not allowed "
+                                f"(only {', '.join(sorted(ALLOWED_ATTRIBUTES))})")
+        match = child.get("MATCH")
+        if match is None:
+            problems.append(f"{where}: MATCH is required")
+        else:
+            problem = pattern_problem(match)
+            if problem:
+                problems.append(f"{where}: MATCH {match!r}: {problem}")
+        timeout = child.get("Timeout")
+        if timeout is not None and not (timeout.isdigit() and int(timeout) <= 300):
+            problems.append(f"{where}: Timeout {timeout!r} must be a whole number of seconds (0-300)")
+        user = child.get("User")
+        if user is not None and user not in USER_VALUES:
+            problems.append(f"{where}: User {user!r} must be Phone or IP")
+        line = child.get("Line")
+        if line is not None and not line.isdigit():
+            problems.append(f"{where}: Line {line!r} must be a line number")
+    if count == 0:
+        problems.append("no <TEMPLATE> elements")
+    return problems
