@@ -1,0 +1,275 @@
+"""The ``telefeatures`` command: state show/set/clear, and ``serve`` as a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from telefeatures.cli import cli
+from tests.support.asterisk_peer import Script, call
+from tests.support.redis_server import free_port
+
+TELEFEATURES = str(Path(sys.executable).parent / "telefeatures")
+
+
+def run_cli(*args, redis_url: str | None = None, env: dict | None = None):
+    base = ["--redis-url", redis_url] if redis_url else []
+    return CliRunner().invoke(cli, [*base, *args], env=env)
+
+
+# --------------------------------------------------------------------------- state show / set / clear
+
+
+def test_show_empty(redis_url):
+    result = run_cli("state", "show", redis_url=redis_url)
+    assert result.exit_code == 0
+    assert result.output == "no state stored\n"
+    assert json.loads(run_cli("state", "show", "--json", redis_url=redis_url).output) == []
+
+
+def test_set_show_clear(redis_url, redis_sync):
+    result = run_cli("state", "set", "1000", "--cidblock", "on", redis_url=redis_url)
+    assert result.exit_code == 0 and result.output == "1000: updated\n"
+    assert redis_sync.get("tf:ext:1000:cidblock") == "1"
+
+    result = run_cli("state", "set", "1000", "--last-caller", "2125551234", "--name", "Bob", redis_url=redis_url)
+    assert result.exit_code == 0
+    result = run_cli("state", "show", "1000", redis_url=redis_url)
+    assert result.output.startswith("1000: cidblock=on last_caller=2125551234 'Bob' at ")
+
+    data = json.loads(run_cli("state", "show", "1000", "--json", redis_url=redis_url).output)
+    assert data["extension"] == "1000" and data["cidblock"] is True
+    assert data["last_caller"]["number"] == "2125551234"
+    assert data["last_caller"]["name"] == "Bob"
+    assert data["last_caller"]["withheld"] is False
+    assert data["last_caller"]["time"]
+
+    run_cli("state", "set", "1001", "--cidblock", "off", redis_url=redis_url)
+    run_cli("state", "set", "1002", "--cidblock", "on", redis_url=redis_url)
+    listing = run_cli("state", "show", redis_url=redis_url).output.splitlines()
+    assert [line.split(":")[0] for line in listing] == ["1000", "1002"]  # 1001 has no state at all
+    assert [d["extension"] for d in json.loads(run_cli("state", "show", "--json", redis_url=redis_url).output)] == [
+        "1000", "1002"]
+
+    result = run_cli("state", "set", "1000", "--cidblock", "off", redis_url=redis_url)
+    assert redis_sync.exists("tf:ext:1000:cidblock") == 0
+    result = run_cli("state", "clear", "1000", redis_url=redis_url)
+    assert result.exit_code == 0 and result.output == "1000: removed 1 key(s)\n"
+    result = run_cli("state", "clear", "1002", redis_url=redis_url)
+    assert result.output == "1002: removed 1 key(s)\n"
+    assert redis_sync.keys("*") == []
+
+
+def test_show_one_extension_without_state(redis_url):
+    result = run_cli("state", "show", "1000", redis_url=redis_url)
+    assert result.output == "1000: cidblock=off last_caller=none\n"
+
+
+@pytest.mark.parametrize(("number", "reason"), [("5551234&PJSIP/evil", "invalid-number"), ("anonymous", "anonymous"),
+                                                ("٥٥٥١٢٣٤", "invalid-number")])
+def test_set_hostile_last_caller_is_recorded_withheld(redis_url, redis_sync, number, reason):
+    result = run_cli("state", "set", "1000", "--last-caller", number, redis_url=redis_url)
+    assert result.exit_code == 0
+    assert f"1000: last caller recorded as withheld ({reason})" in result.output
+    assert redis_sync.hget("tf:ext:1000:lastcaller", "number") == ""
+    assert f"withheld ({reason})" in run_cli("state", "show", "1000", redis_url=redis_url).output
+
+
+def test_set_needs_something_to_set(redis_url, redis_sync):
+    result = run_cli("state", "set", "1000", redis_url=redis_url)
+    assert result.exit_code == 2
+    assert "nothing to set" in result.output
+
+
+@pytest.mark.parametrize("command", [["state", "set", "10 00", "--cidblock", "on"], ["state", "clear", "1000:x"],
+                                     ["state", "show", "*"]])
+def test_invalid_extension_refused(redis_url, redis_sync, command):
+    result = run_cli(*command, redis_url=redis_url)
+    assert result.exit_code == 2
+    assert "is not a valid extension" in result.output
+    assert redis_sync.keys("*") == []
+
+
+def test_key_prefix_option(redis_url, redis_sync):
+    result = CliRunner().invoke(cli, ["--redis-url", redis_url, "--key-prefix", "site1:", "state", "set", "1000",
+                                      "--cidblock", "on"])
+    assert result.exit_code == 0
+    assert redis_sync.keys("*") == ["site1:ext:1000:cidblock"]
+    assert "no state stored" in run_cli("state", "show", redis_url=redis_url).output
+
+
+def test_redis_url_from_environment(redis_url, redis_sync):
+    result = run_cli("state", "set", "1000", "--cidblock", "on", env={"TELEFEATURES_REDIS_URL": redis_url})
+    assert result.exit_code == 0
+    assert redis_sync.get("tf:ext:1000:cidblock") == "1"
+
+
+def test_state_with_redis_down(closed_port):
+    for command in (["state", "show"], ["state", "set", "1000", "--cidblock", "on"], ["state", "clear", "1000"]):
+        result = run_cli(*command, redis_url=closed_port.url)
+        assert result.exit_code == 1
+        assert "Redis is not reachable" in result.output
+
+
+def test_state_with_bad_setting():
+    result = run_cli("state", "show", redis_url="http://127.0.0.1:6379")
+    assert result.exit_code == 1
+    assert "redis_url" in result.output
+
+
+# --------------------------------------------------------------------------- serve (a real process)
+
+
+class Served:
+    def __init__(self, proc: asyncio.subprocess.Process, port: int):
+        self.proc = proc
+        self.port = port
+        self.log: list[str] = []
+
+    async def wait_for_log(self, needle: str, timeout: float = 20) -> str:
+        async with asyncio.timeout(timeout):
+            while True:
+                raw = await self.proc.stderr.readline()
+                if not raw:
+                    raise AssertionError(f"server exited before logging {needle!r}:\n" + "".join(self.log))
+                line = raw.decode(errors="replace")
+                self.log.append(line)
+                if needle in line:
+                    return line
+
+    async def terminate(self, timeout: float = 20) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(timeout):
+            rest = await self.proc.stderr.read()
+            self.log.append(rest.decode(errors="replace"))
+            return await self.proc.wait()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.log)
+
+
+@pytest.fixture
+async def serve():
+    procs: list[asyncio.subprocess.Process] = []
+
+    async def start(*args: str, env: dict | None = None, port: int | None = None, wait: bool = True) -> Served:
+        port = port or free_port()
+        full_env = {**os.environ, **(env or {})}
+        proc = await asyncio.create_subprocess_exec(
+            TELEFEATURES, *args, "serve", "--port", str(port), "--log-level", "INFO",
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            env=full_env,
+        )
+        procs.append(proc)
+        served = Served(proc, port)
+        if wait:
+            await served.wait_for_log("listening on")
+        return served
+
+    yield start
+    for proc in procs:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_serve_answers_and_stops_on_sigterm(serve, redis_url, redis_sync):
+    redis_sync.set("tf:ext:1000:cidblock", "1")
+    served = await serve("--redis-url", redis_url)
+    result = await call("127.0.0.1", served.port, "outbound", ["1000", "5551234567"])
+    assert result.sets == [("CALLERID(pres)", "prohib"), ("TF_DIAL", "5551234567"), ("TF_STATUS", "OK")]
+    await served.wait_for_log("route=outbound ext=1000 status=OK")
+    assert await served.terminate() == 0
+    assert "stopped" in served.output
+
+
+async def test_serve_finishes_in_flight_session_on_sigterm(serve, redis_url):
+    served = await serve("--redis-url", redis_url)
+    in_flight = asyncio.create_task(call("127.0.0.1", served.port, "outbound", ["1000", "5551234567"],
+                                         Script(delay={1: 0.5})))
+    await asyncio.sleep(0.2)
+    served.proc.send_signal(signal.SIGTERM)
+    result = await in_flight
+    assert result.status == "OK"
+    async with asyncio.timeout(20):
+        assert await served.proc.wait() == 0
+
+
+async def test_serve_options_reach_the_server(serve, redis_url):
+    served = await serve("--redis-url", redis_url, env={"TELEFEATURES_FEATURES__ON_STATE_ERROR": "allow",
+                                                        "TELEFEATURES_ALLOW_PEERS": "127.0.0.1"})
+    assert "allowed peers: 127.0.0.1/32" in served.output
+    refused = await call("127.0.0.1", served.port, "outbound", ["1000", "5551234567"],
+                         local_addr=("127.0.0.2", 0), timeout=5)
+    assert refused.commands == []
+    assert await served.terminate() == 0
+
+
+async def test_serve_with_redis_down_still_answers(serve, closed_port):
+    served = await serve("--redis-url", closed_port.url)
+    result = await call("127.0.0.1", served.port, "outbound", ["1000", "5551234567"])
+    assert result.variables == {"CALLERID(pres)": "prohib", "TF_DIAL": "5551234567", "TF_REASON": "state-error",
+                                "TF_STATUS": "ERROR"}
+    assert "Redis is not reachable" in served.output
+    assert await served.terminate() == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "field"),
+    [
+        (["--redis-url", "http://127.0.0.1:6379"], {}, "redis_url"),
+        ([], {"TELEFEATURES_FEATURES__ON_STATE_ERROR": "maybe"}, "features.on_state_error"),
+        ([], {"TELEFEATURES_MAX_SESSIONS": "0"}, "max_sessions"),
+    ],
+)
+async def test_serve_refuses_bad_settings(serve, args, env, field):
+    served = await serve(*args, env=env, wait=False)
+    async with asyncio.timeout(20):
+        out = (await served.proc.stderr.read()).decode()
+        code = await served.proc.wait()
+    assert code != 0
+    assert "bad settings" in out
+    assert f"'{field}'" in out
+
+
+async def test_serve_bad_config_file(serve, tmp_path):
+    served = await serve("--config", str(tmp_path / "missing.toml"), wait=False)
+    async with asyncio.timeout(20):
+        out = (await served.proc.stderr.read()).decode()
+        assert await served.proc.wait() != 0
+    assert "missing.toml" in out
+
+
+async def test_serve_port_in_use(serve, redis_url):
+    first = await serve("--redis-url", redis_url)
+    second = await serve("--redis-url", redis_url, port=first.port, wait=False)
+    async with asyncio.timeout(20):
+        out = (await second.proc.stderr.read()).decode()
+        assert await second.proc.wait() != 0
+    assert "cannot listen on" in out
+    assert await first.terminate() == 0
+
+
+async def test_serve_on_embedded_redis_persists(serve, tmp_path):
+    state_dir = tmp_path / "state"
+    env = {"TELEFEATURES_STATE_DIR": str(state_dir)}
+    served = await serve(env=env)
+    result = await call("127.0.0.1", served.port, "cidblock/on", ["1000"])
+    assert result.status == "OK"
+    assert await served.terminate() == 0
+    assert (state_dir / "telefeatures.rdb").exists()
+    # a new process on the same state directory sees it
+    shown = await asyncio.create_subprocess_exec(TELEFEATURES, "state", "show", "1000",
+                                                 env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE)
+    async with asyncio.timeout(20):
+        out, _ = await shown.communicate()
+    assert shown.returncode == 0
+    assert out.decode().startswith("1000: cidblock=on")
