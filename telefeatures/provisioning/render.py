@@ -1,0 +1,183 @@
+"""Renders the inventory into files: Jinja2 templates (package data, or a
+site's own directory) -> lxml parse (proves the XML well-formed and escapes
+every value) -> rule checks -> consistent serialization.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from lxml import etree
+
+from .devices import PHONE_MODELS, TRANSPORT_LAYER_PROTOCOL
+from .dialplan import check_dialplan
+from .inventory import Phone, Site
+from .rules import check_sep_config, check_xml_default
+
+SEP_TEMPLATE = "SEP.cnf.xml.j2"
+DIALPLAN_TEMPLATE = "dialplan.xml.j2"
+XML_DEFAULT_TEMPLATE = "XMLDefault.cnf.xml.j2"
+PJSIP_TEMPLATE = "pjsip.conf.j2"
+XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+
+
+class RenderError(Exception):
+    """A rendered file is broken; ``problems`` says how."""
+
+    def __init__(self, what: str, problems: list[str]):
+        self.what = what
+        self.problems = problems
+        super().__init__(f"{what}: " + "; ".join(problems))
+
+
+def conf_value(value: Any) -> str:
+    """A value as Asterisk's config parser reads it back unchanged."""
+    text = str(value)
+    if any(char in text for char in "\r\n\0"):
+        raise ValueError(f"line break or NUL in a pjsip.conf value: {text!r}")
+    if text != text.strip():
+        raise ValueError(f"leading/trailing blanks would be stripped from a pjsip.conf value: {text!r}")
+    # ';' starts a comment unless escaped.
+    return text.replace(";", "\\;")
+
+
+@dataclass(frozen=True)
+class LineView:
+    """One line with everything the templates need, password resolved."""
+
+    button: int
+    extension: str
+    display_name: str
+    feature_label: str
+    auth_name: str
+    password: str
+
+    @property
+    def auth_section(self) -> str:
+        return f"{self.extension}-auth"
+
+
+@dataclass(frozen=True)
+class PhoneView:
+    config_name: str
+    mac: str
+    model: str
+    label: str
+    lines: tuple[LineView, ...]
+
+
+def phone_view(phone: Phone, passwords: dict[str, str]) -> PhoneView:
+    lines = tuple(
+        LineView(n, line.extension, line.display_name, line.feature_label, line.auth_name,
+                 passwords[line.extension])
+        for n, line in enumerate(phone.lines, start=1)
+    )
+    return PhoneView(phone.config_name, phone.mac, phone.model, phone.label or "", lines)
+
+
+def site_view(site: Site, model: str | None = None) -> dict[str, Any]:
+    return {
+        "asterisk_address": site.asterisk_address,
+        "sip_port": site.sip_port,
+        "transport": site.transport,
+        "transport_layer_protocol": TRANSPORT_LAYER_PROTOCOL[site.transport],
+        "time_zone": site.cisco_time_zone,
+        "date_template": site.date_format,
+        "ntp_server": site.ntp_server,
+        "load_information": site.firmware.get(model, "") if model else "",
+        "pjsip_transport": site.pjsip_transport_name,
+        "context": site.context,
+        "phone_web_access": site.phone_web_access,
+        "phone_ssh_access": site.phone_ssh_access,
+    }
+
+
+def _parse(text: str, what: str) -> etree._Element:
+    parser = etree.XMLParser(remove_blank_text=True, resolve_entities=False, no_network=True)
+    try:
+        return etree.fromstring(text.encode("utf-8"), parser)
+    except etree.XMLSyntaxError as exc:
+        raise RenderError(what, [f"template produced malformed XML: {exc}"]) from None
+
+
+def _serialize(root: etree._Element, declaration: bool = True) -> bytes:
+    body = etree.tostring(root, encoding="UTF-8", xml_declaration=False, pretty_print=True)
+    return (XML_DECLARATION + body) if declaration else body
+
+
+def version_stamp(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()[:32]
+
+
+class ConfigRenderer:
+    def __init__(self, templates_dir: Path | None = None):
+        loaders: list[jinja2.BaseLoader] = []
+        if templates_dir is not None:
+            loaders.append(jinja2.FileSystemLoader(str(templates_dir)))
+        loaders.append(jinja2.PackageLoader("telefeatures.provisioning", "templates"))
+        self.env = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(loaders),
+            # Every value in an XML template is escaped; pjsip.conf uses |conf instead.
+            autoescape=jinja2.select_autoescape(enabled_extensions=("xml.j2",), default=False),
+            undefined=jinja2.StrictUndefined,
+            keep_trailing_newline=True,
+        )
+        self.env.filters["conf"] = conf_value
+
+    def _render(self, name: str, what: str, **context: Any) -> str:
+        try:
+            return self.env.get_template(name).render(**context)
+        except jinja2.TemplateError as exc:
+            raise RenderError(what, [f"template {name}: {exc}"]) from None
+        except ValueError as exc:
+            raise RenderError(what, [str(exc)]) from None
+
+    def render_dialplan(self, site: Site) -> bytes:
+        text = self._render(DIALPLAN_TEMPLATE, "dialplan.xml", templates=site.dial_templates())
+        data = _serialize(_parse(text, "dialplan.xml"), declaration=False)
+        problems = check_dialplan(data)
+        if problems:
+            raise RenderError("dialplan.xml", problems)
+        return data
+
+    def render_sep_config(self, site: Site, phone: Phone, passwords: dict[str, str],
+                          dialplan: bytes = b"") -> bytes:
+        """The phone's SEP<MAC>.cnf.xml. Its versionStamp is a hash of the file
+        without the stamp plus the dial plan it uses, so it changes exactly when
+        the phone has something new to fetch, with no state kept anywhere."""
+        view = phone_view(phone, passwords)
+        what = phone.config_name
+        text = self._render(SEP_TEMPLATE, what, site=site_view(site, phone.model), phone=view,
+                            lines=view.lines, version_stamp="")
+        root = _parse(text, what)
+        problems = check_sep_config(root)
+        if problems:
+            raise RenderError(what, problems)
+        stamp = root.find("versionStamp")
+        stamp.text = version_stamp(_serialize(root), dialplan)
+        return _serialize(root)
+
+    def render_xml_default(self, site: Site) -> bytes:
+        loads = [
+            {"model": name, "device_type_id": model.device_type_id, "description": model.description,
+             "load": site.firmware[name]}
+            for name, model in PHONE_MODELS.items() if name in site.firmware
+        ]
+        text = self._render(XML_DEFAULT_TEMPLATE, "XMLDefault.cnf.xml", site=site_view(site), loads=loads)
+        root = _parse(text, "XMLDefault.cnf.xml")
+        problems = check_xml_default(root)
+        if problems:
+            raise RenderError("XMLDefault.cnf.xml", problems)
+        return _serialize(root)
+
+    def render_pjsip(self, site: Site, phones: list[Phone], passwords: dict[str, str]) -> bytes:
+        views = [phone_view(phone, passwords) for phone in phones]
+        return self._render(PJSIP_TEMPLATE, "PJSIP include", site=site_view(site), phones=views).encode("utf-8")
