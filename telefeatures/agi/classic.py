@@ -87,6 +87,10 @@ async def run_session(agi, settings) -> int:
 def main() -> None:
     from asterisk.agi import AGI
 
+    # Caller names are raw bytes from the trunk: keep invalid UTF-8 readable
+    # whatever the locale Asterisk runs us under (strict under en_US.UTF-8).
+    sys.stdin.reconfigure(encoding="utf-8", errors="surrogateescape")
+    sys.stdout.reconfigure(encoding="utf-8")
     # stderr goes to Asterisk's verbose log; pyst2 narrates every line there.
     agi = AGI(stdin=sys.stdin, stdout=sys.stdout, stderr=io.StringIO())
     try:
