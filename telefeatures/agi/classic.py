@@ -17,7 +17,7 @@ import sys
 from ..config import SettingsError, load_settings
 from ..logsetup import configure_logging
 from .channel import AgiChannel, ChannelHungUp, CommandRejected
-from .protocol import AgiRequest, Reply, ReplyReader, build_request, decode_line
+from .protocol import AgiRequest, ProtocolError, Reply, ReplyReader, build_request, decode_line
 
 log = logging.getLogger("telefeatures.classic")
 
@@ -78,6 +78,9 @@ async def run_session(agi, settings) -> int:
         log.info("route=%s status=HANGUP (classic)", route)
     except CommandRejected as exc:
         log.error("route=%s: %s (classic)", route, exc)
+        return 1
+    except ProtocolError as exc:
+        log.error("route=%s: protocol error: %s (classic)", route, exc)
         return 1
     finally:
         await backend.close()
