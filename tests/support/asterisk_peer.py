@@ -369,7 +369,7 @@ class CallResult:
 
 
 def _encode_lines(lines: Sequence[str]) -> bytes:
-    return "".join(line + "\n" for line in lines).encode("utf-8")
+    return "".join(line + "\n" for line in lines).encode("utf-8", "surrogateescape")
 
 
 async def converse(
