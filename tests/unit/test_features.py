@@ -678,3 +678,27 @@ async def test_property_outbound_dials_only_digits(fake_app, dialed):
 def test_caller_record_fields_round_trip():
     rec = CallerRecord("5551234567", "Bob", 0, 1234.5, False)
     assert CallerRecord.from_fields(rec.to_fields()) == rec
+
+
+# --------------------------------------------------------------------------- argument count
+
+
+@pytest.mark.parametrize(
+    ("route", "args", "status"),
+    [
+        ("outbound", ["1000", "555", "1234"], "REFUSED"),  # "555,1234" split by AGI() on the comma
+        ("cidblock/on", ["1000", "x"], "ERROR"),
+        ("callreturn", ["1000", "5551234567"], "ERROR"),
+        ("inbound", ["1000", ""], None),  # trailing empty arguments are harmless
+        ("outbound", ["1000", "5551234567", "", ""], None),
+    ],
+)
+async def test_extra_arguments_are_refused(app, repo, redis_sync, route, args, status):
+    _, outcome, ast = await run(app, route, args, callerid="2125551234")
+    if status is None:
+        assert outcome.status is Status.OK
+        return
+    assert (outcome.status.value, outcome.reason) == (status, "bad-arguments")
+    assert "TF_DIAL" not in ast.variables
+    assert "CALLERID(pres)" not in ast.variables
+    assert redis_sync.keys("*") == []
