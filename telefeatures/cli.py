@@ -241,6 +241,12 @@ def state_import_astdb(obj: dict, path: Path, dry_run: bool, block_family: str, 
         click.echo(f"skipped {key} = {value[:40]!r}: {why}")
 
 
+from .provisioning.cli import provision, tftp  # noqa: E402
+
+cli.add_command(provision)
+cli.add_command(tftp)
+
+
 def main() -> None:
     cli(prog_name="telefeatures")
 

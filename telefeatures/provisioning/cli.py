@@ -1,0 +1,252 @@
+"""``telefeatures provision ...`` and ``telefeatures tftp``.
+
+Heavy modules (lxml, Jinja2, panoramisk) are imported inside the commands so
+registering these commands costs the rest of the ``telefeatures`` CLI nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..ami import AmiSettings
+    from .build import BuildReport
+    from .inventory import Inventory, Phone
+
+NOTIFY_EVENT_NAMES = ("check-sync", "restart")  # the keys of ami.NOTIFY_EVENTS
+PROGRESS_FROM = 200  # phones; smaller builds finish before a bar is worth drawing
+LIST_AT_MOST = 50  # file names listed per category unless --verbose
+
+
+def _fail(lines: list[str], header: str) -> None:
+    click.echo(header, err=True)
+    for line in lines:
+        click.echo(f"  {line}", err=True)
+    sys.exit(1)
+
+
+def _load(path: Path) -> Inventory:
+    from .inventory import InventoryError, load_inventory
+
+    try:
+        return load_inventory(path)
+    except InventoryError as exc:
+        _fail(exc.errors, f"{exc.source}: {len(exc.errors)} error(s), nothing written:")
+        raise AssertionError("unreachable")
+
+
+def _ami_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--ami-host", help="Asterisk manager host [env TELEFEATURES_AMI_HOST, default 127.0.0.1]."),
+        click.option("--ami-port", type=int, help="Manager port [env TELEFEATURES_AMI_PORT, default 5038]."),
+        click.option("--ami-user", help="Manager user (needs write=system) [env TELEFEATURES_AMI_USERNAME]."),
+        click.option("--ami-secret", help="Manager secret; prefer env TELEFEATURES_AMI_SECRET, "
+                                          "a flag shows in the process list."),
+        click.option("--ami-timeout", type=float, help="Seconds per AMI step [default 5]."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _ami_settings(ami_host, ami_port, ami_user, ami_secret, ami_timeout) -> AmiSettings:
+    from ..ami import AmiSettings
+
+    given = {"host": ami_host, "port": ami_port, "username": ami_user, "secret": ami_secret,
+             "timeout": ami_timeout}
+    try:
+        return AmiSettings(**{k: v for k, v in given.items() if v is not None})
+    except ValueError as exc:
+        raise click.ClickException(f"bad AMI settings: {exc}") from None
+
+
+def _event_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--event", type=click.Choice(NOTIFY_EVENT_NAMES), default="check-sync", show_default=True,
+                        help="check-sync: re-check config (reboots if changed); "
+                             "restart: re-fetch and re-register without a reboot.")(func)
+
+
+def _run_notify(settings: AmiSettings, phones: list[Phone], event: str, reload_pjsip: bool = False) -> bool:
+    from ..ami import AmiError
+    from .notify import notify_phones
+
+    try:
+        outcomes, reload = asyncio.run(notify_phones(settings, phones, event, reload_pjsip))
+    except AmiError as exc:
+        click.echo(f"notify: {exc}; no phone was told", err=True)
+        return False
+    if reload is not None:
+        click.echo(f"reload res_pjsip.so: {'ok' if reload.ok else 'FAILED'} ({reload.message})")
+    told = [o for o in outcomes if o.ok]
+    failed = [o for o in outcomes if not o.ok]
+    for outcome in told:
+        click.echo(f"told     {outcome.phone.mac_display} (endpoint {outcome.endpoint}): {event}")
+    for outcome in failed:
+        click.echo(f"FAILED   {outcome.phone.mac_display} (endpoint {outcome.endpoint}): {outcome.message}",
+                   err=True)
+    click.echo(f"notify {event}: {len(told)} phone(s) told, {len(failed)} failed")
+    return not failed
+
+
+@click.group("provision")
+def provision() -> None:
+    """Cisco 79x1 SIP phone files and PJSIP endpoints from one inventory."""
+
+
+@provision.command("check")
+@click.argument("inventory", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--templates", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Directory of site templates overriding the built-in ones.")
+def check(inventory: Path, templates: Path | None) -> None:
+    """Validate INVENTORY and render every file in memory; write nothing.
+
+    Exits 1 listing every error."""
+    from .build import BuildError, plan_build
+    from .credentials import CredentialStore
+    from .render import ConfigRenderer
+
+    inv = _load(inventory)
+    try:
+        plan = plan_build(inv, Path("."), ConfigRenderer(templates), CredentialStore(Path("(not saved)")),
+                          pjsip_path=Path("pjsip.conf"))
+    except BuildError as exc:
+        _fail(exc.errors, f"{inventory}: {len(exc.errors)} error(s):")
+    lines = sum(len(p.lines) for p in inv.phones)
+    click.echo(f"{inventory}: ok, {len(inv.phones)} phone(s), {lines} line(s), {len(plan.files)} file(s)")
+
+
+@provision.command("build")
+@click.argument("inventory", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--tftp-root", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Directory the TFTP server serves; phone files go here.")
+@click.option("--pjsip", "pjsip_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the PJSIP endpoints here (a file to #include from pjsip.conf).")
+@click.option("--templates", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Directory of site templates overriding the built-in ones.")
+@click.option("--secrets", "secrets_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Generated passwords (JSON, mode 0600) [default: <tftp-root>.secrets.json beside the root].")
+@click.option("--notify", is_flag=True, help="Tell phones whose file changed to re-sync (through AMI).")
+@_event_option
+@click.option("-v", "--verbose", is_flag=True, help="List every file, not just the first few.")
+@_ami_options
+def build(inventory: Path, tftp_root: Path, pjsip_path: Path | None, templates: Path | None,
+          secrets_path: Path | None, notify: bool, event: str, verbose: bool, **ami: Any) -> None:
+    """Write SEP<MAC>.cnf.xml, dialplan.xml and XMLDefault.cnf.xml into the TFTP
+    root (and the PJSIP include), rewriting only files whose content changed."""
+    from .build import BuildError, apply_plan, plan_build
+    from .credentials import CredentialsError, CredentialStore, default_secrets_path
+    from .render import ConfigRenderer
+
+    settings = _ami_settings(**ami) if notify else None
+    inv = _load(inventory)
+    tftp_root = tftp_root.resolve()
+    secrets_path = (secrets_path or default_secrets_path(tftp_root)).absolute()
+    if secrets_path.resolve().is_relative_to(tftp_root):
+        raise click.ClickException(f"secrets file {secrets_path} is inside the TFTP root, where anyone "
+                                   "could fetch it; choose another --secrets path")
+    if not secrets_path.parent.is_dir():
+        raise click.ClickException(f"directory of the secrets file {secrets_path} does not exist")
+    if pjsip_path is not None:
+        pjsip_path = pjsip_path.absolute()
+        if not pjsip_path.parent.is_dir():
+            raise click.ClickException(f"directory of --pjsip {pjsip_path} does not exist")
+    try:
+        credentials = CredentialStore.load(secrets_path)
+    except CredentialsError as exc:
+        raise click.ClickException(str(exc)) from None
+    if credentials.too_open:
+        click.echo(f"warning: {secrets_path} is readable by others; it will be rewritten 0600 "
+                   "when a password is added (chmod 600 it now)", err=True)
+    renderer = ConfigRenderer(templates)
+    try:
+        if len(inv.phones) >= PROGRESS_FROM and sys.stderr.isatty():
+            with click.progressbar(inv.phones, label="rendering", file=sys.stderr) as bar:
+                plan = plan_build(inv, tftp_root, renderer, credentials, pjsip_path, progress=lambda _p: bar)
+        else:
+            plan = plan_build(inv, tftp_root, renderer, credentials, pjsip_path)
+    except BuildError as exc:
+        _fail(exc.errors, f"{inventory}: {len(exc.errors)} error(s), nothing written:")
+    report = apply_plan(plan, pjsip_path)
+    _print_report(report, secrets_path, verbose)
+    if notify:
+        phones = report.changed_phones
+        if not phones:
+            click.echo("notify: no provisioned phone's file changed; nobody told")
+        elif not _run_notify(settings, phones, event, reload_pjsip=report.pjsip_changed):
+            sys.exit(1)
+
+
+def _print_report(report: BuildReport, secrets_path: Path, verbose: bool) -> None:
+    def listing(title: str, paths: list[Path]) -> None:
+        shown = paths if verbose else paths[:LIST_AT_MOST]
+        for path in shown:
+            click.echo(f"{title:9}{path}")
+        if len(shown) < len(paths):
+            click.echo(f"{title:9}... and {len(paths) - len(shown)} more (--verbose lists all)")
+
+    listing("added", report.added)
+    listing("changed", report.changed)
+    listing("stale", report.stale)
+    if report.secrets_written:
+        click.echo(f"secrets  {secrets_path} (new generated passwords saved)")
+    click.echo(f"{len(report.added)} added, {len(report.changed)} changed, {len(report.unchanged)} unchanged, "
+               f"{len(report.stale)} stale (phone files no longer in the inventory; not deleted)")
+    if report.pjsip_changed:
+        click.echo("PJSIP include changed: reload it in Asterisk (module reload res_pjsip.so)")
+
+
+@provision.command("notify")
+@click.argument("inventory", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--phones", "macs", multiple=True, metavar="MAC",
+              help="Only these phones (repeat, or separate with commas); default: every phone.")
+@_event_option
+@_ami_options
+def notify_command(inventory: Path, macs: tuple[str, ...], event: str, **ami: Any) -> None:
+    """Tell phones to re-read their configuration (SIP NOTIFY via AMI PJSIPNotify)."""
+    from .notify import select_phones
+
+    settings = _ami_settings(**ami)
+    inv = _load(inventory)
+    wanted = [part.strip() for text in macs for part in text.split(",") if part.strip()]
+    try:
+        phones = select_phones(inv, wanted)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not _run_notify(settings, phones, event):
+        sys.exit(1)
+
+
+@click.command("tftp")
+@click.option("--root", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Directory to serve (read-only).")
+@click.option("--bind", default="127.0.0.1:6969", show_default=True,
+              help="HOST:PORT to listen on; the phones' port is 69 (needs CAP_NET_BIND_SERVICE).")
+@click.option("--max-transfers", type=click.IntRange(1, 10000), default=32, show_default=True)
+@click.option("--timeout", type=click.FloatRange(0.1, 255), default=2.0, show_default=True,
+              help="Seconds before a block is sent again.")
+@click.option("--retries", type=click.IntRange(0, 50), default=5, show_default=True)
+def tftp(root: str, bind: str, max_transfers: int, timeout: float, retries: int) -> None:
+    """Serve phone files over TFTP, read-only."""
+    from ..logsetup import configure_logging
+    from .tftp import TftpServer, parse_bind
+
+    try:
+        host, port = parse_bind(bind)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--bind") from None
+    configure_logging("INFO", "text")
+    server = TftpServer(root, host, port, max_transfers=max_transfers, timeout=timeout, retries=retries)
+    try:
+        asyncio.run(server.serve_forever())
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {bind}: {exc.strerror or exc}") from None

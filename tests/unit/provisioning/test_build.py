@@ -1,0 +1,214 @@
+"""``telefeatures provision build/check`` end to end, on real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from lxml import etree
+
+from telefeatures.cli import cli
+from telefeatures.provisioning.dialplan import check_dialplan
+from telefeatures.provisioning.rules import check_sep_config
+
+from .conftest import SITE, phone_toml, snapshot
+from .test_render import parse_pjsip
+
+MAC_A, MAC_B = "0019E8F490AD", "0019E8F490AE"
+
+
+def two_phones(display_a: str = "Alice", password_b: str | None = None) -> str:
+    line_b = {"extension": "1002", "display_name": "Bob"} | ({"password": password_b} if password_b else {})
+    return (SITE + phone_toml(MAC_A, "7961", "Desk1", [{"extension": "1001", "display_name": display_a}])
+            + phone_toml(MAC_B, "7941G-GE", None, [line_b]))
+
+
+@pytest.fixture
+def site(tmp_path: Path):
+    """A site directory holding the TFTP root and Asterisk's config directory."""
+    (tmp_path / "site" / "tftpboot").mkdir(parents=True)
+    (tmp_path / "site" / "asterisk").mkdir()
+    return tmp_path / "site"
+
+
+def build(site: Path, inventory: Path, *extra: str):
+    args = ["provision", "build", str(inventory), "--tftp-root", str(site / "tftpboot"),
+            "--pjsip", str(site / "asterisk" / "phones.conf"), *extra]
+    return CliRunner().invoke(cli, args, catch_exceptions=False)
+
+
+def stamp(path: Path) -> str:
+    return etree.parse(str(path)).findtext("versionStamp")
+
+
+def test_build_writes_every_file_and_each_follows_the_rules(site, write_inventory):
+    result = build(site, write_inventory(two_phones()))
+    assert result.exit_code == 0, result.output
+    root = site / "tftpboot"
+    assert sorted(p.name for p in root.iterdir()) == [f"SEP{MAC_A}.cnf.xml", f"SEP{MAC_B}.cnf.xml",
+                                                      "XMLDefault.cnf.xml", "dialplan.xml"]
+    for name in (MAC_A, MAC_B):
+        assert check_sep_config(etree.parse(str(root / f"SEP{name}.cnf.xml")).getroot()) == []
+    assert check_dialplan((root / "dialplan.xml").read_bytes()) == []
+    assert etree.parse(str(root / "XMLDefault.cnf.xml")).getroot().tag == "Default"
+    sections = parse_pjsip((site / "asterisk" / "phones.conf").read_text())
+    assert [(name, opts["type"]) for name, opts in sections] == [
+        ("1001", "endpoint"), ("1001", "aor"), ("1001-auth", "auth"),
+        ("1002", "endpoint"), ("1002", "aor"), ("1002-auth", "auth")]
+    assert "5 added, 0 changed, 0 unchanged, 0 stale" in result.output
+    assert stat.S_IMODE((root / f"SEP{MAC_A}.cnf.xml").stat().st_mode) == 0o644
+    assert stat.S_IMODE((site / "asterisk" / "phones.conf").stat().st_mode) == 0o640
+
+
+def test_generated_passwords_are_stored_0600_and_stable(site, write_inventory):
+    inventory = write_inventory(two_phones(password_b="given-password-123"))
+    assert build(site, inventory).exit_code == 0
+    secrets = site / "tftpboot.secrets.json"  # beside the TFTP root, not inside it
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
+    stored = json.loads(secrets.read_text())["passwords"]
+    assert list(stored) == ["1001"]  # the inventory's own password is not copied
+    password = etree.parse(str(site / "tftpboot" / f"SEP{MAC_A}.cnf.xml")).findtext(
+        "sipProfile/sipLines/line/authPassword")
+    assert password == stored["1001"]
+    auth = {name: opts for name, opts in parse_pjsip((site / "asterisk" / "phones.conf").read_text())
+            if opts["type"] == "auth"}
+    assert auth["1001-auth"]["password"] == password
+    assert auth["1002-auth"]["password"] == "given-password-123"
+    before = snapshot(site)
+    result = build(site, inventory)
+    assert result.exit_code == 0 and "0 added, 0 changed, 5 unchanged" in result.output
+    assert snapshot(site) == before  # same passwords, same files, same inodes and mtimes
+
+
+def test_secrets_path_override_and_refusal_inside_root(site, write_inventory):
+    inventory = write_inventory(two_phones())
+    elsewhere = site / "private" / "phones.json"
+    elsewhere.parent.mkdir()
+    assert build(site, inventory, "--secrets", str(elsewhere)).exit_code == 0
+    assert "1001" in json.loads(elsewhere.read_text())["passwords"]
+    assert not (site / "tftpboot.secrets.json").exists()
+    result = CliRunner().invoke(cli, ["provision", "build", str(inventory), "--tftp-root", str(site / "tftpboot"),
+                                      "--secrets", str(site / "tftpboot" / "s.json")])
+    assert result.exit_code != 0 and "inside the TFTP root" in result.output
+
+
+def test_corrupt_secrets_file_stops_the_build(site, write_inventory):
+    (site / "tftpboot.secrets.json").write_text("{not json")
+    inventory = write_inventory(two_phones())
+    before = snapshot(site)
+    result = build(site, inventory)
+    assert result.exit_code == 1 and "not a telefeatures secrets file" in result.output
+    assert snapshot(site) == before
+
+
+def test_only_changed_files_are_rewritten_and_restamped(site, write_inventory):
+    assert build(site, write_inventory(two_phones())).exit_code == 0
+    root = site / "tftpboot"
+    before = snapshot(site)
+    stamp_a, stamp_b = stamp(root / f"SEP{MAC_A}.cnf.xml"), stamp(root / f"SEP{MAC_B}.cnf.xml")
+    result = build(site, write_inventory(two_phones(display_a="Alice Cooper")))
+    assert result.exit_code == 0, result.output
+    after = snapshot(site)
+    changed = {name for name in after if after[name] != before[name]}
+    assert changed == {f"tftpboot/SEP{MAC_A}.cnf.xml", "asterisk/phones.conf"}
+    assert before[f"tftpboot/SEP{MAC_B}.cnf.xml"][:2] == after[f"tftpboot/SEP{MAC_B}.cnf.xml"][:2]  # inode, mtime
+    assert stamp(root / f"SEP{MAC_A}.cnf.xml") != stamp_a
+    assert stamp(root / f"SEP{MAC_B}.cnf.xml") == stamp_b
+    assert "0 added, 2 changed, 3 unchanged" in result.output
+    assert f"changed  {root}/SEP{MAC_A}.cnf.xml" in result.output
+
+
+def test_dialplan_change_restamps_every_phone(site, write_inventory):
+    assert build(site, write_inventory(two_phones())).exit_code == 0
+    root = site / "tftpboot"
+    stamps = {mac: stamp(root / f"SEP{mac}.cnf.xml") for mac in (MAC_A, MAC_B)}
+    result = build(site, write_inventory(two_phones().replace('"9911", ', "")))
+    assert result.exit_code == 0
+    assert "0 added, 3 changed, 2 unchanged" in result.output  # dialplan.xml and both phones
+    assert all(stamp(root / f"SEP{mac}.cnf.xml") != stamps[mac] for mac in stamps)
+
+
+def test_removed_phone_is_reported_not_deleted(site, write_inventory):
+    assert build(site, write_inventory(two_phones())).exit_code == 0
+    only_a = SITE + phone_toml(MAC_A, "7961", "Desk1", [{"extension": "1001", "display_name": "Alice"}])
+    result = build(site, write_inventory(only_a))
+    assert result.exit_code == 0
+    stale = site / "tftpboot" / f"SEP{MAC_B}.cnf.xml"
+    assert stale.exists()
+    assert f"stale    {stale}" in result.output
+    assert "1 stale (phone files no longer in the inventory; not deleted)" in result.output
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (two_phones().replace('model = "7941G-GE"', 'model = "7940"'),
+     "phone #2 (mac 0019E8F490AE), model: Input should be"),
+    (two_phones() + phone_toml("00:19:e8:f4:90:ad", "7911", None, [{"extension": "1003", "display_name": "C"}]),
+     "phone #3 (mac 00:19:e8:f4:90:ad), mac: duplicate MAC, already used by phone #1"),
+    (two_phones(display_a="x" * 31), "phone #1 (mac 0019E8F490AD, label Desk1), line #1 (extension 1001), "
+                                     "display_name: 31 characters"),
+    (two_phones().replace('time_zone = "America/New_York"', 'time_zone = "Atlantis/Capital"'),
+     "site.time_zone: unknown time zone 'Atlantis/Capital'"),
+    (two_phones() + "[[phones\n", "TOML syntax error"),
+])
+def test_bad_inventory_writes_nothing(site, write_inventory, text, message):
+    assert build(site, write_inventory(two_phones())).exit_code == 0
+    inventory = write_inventory(text)
+    before = snapshot(site)
+    result = build(site, inventory)
+    assert result.exit_code == 1
+    assert "nothing written" in result.output and message in result.output, result.output
+    assert snapshot(site) == before
+
+
+def test_bad_inventory_on_first_run_leaves_directories_empty(site, write_inventory):
+    result = build(site, write_inventory(two_phones(display_a="Zoë")))
+    assert result.exit_code == 1 and "'ë' is not ASCII" in result.output
+    assert list((site / "tftpboot").iterdir()) == [] and list((site / "asterisk").iterdir()) == []
+    assert not (site / "tftpboot.secrets.json").exists()
+
+
+def test_broken_site_template_writes_nothing(site, write_inventory, tmp_path):
+    templates = tmp_path / "site-templates"
+    templates.mkdir()
+    (templates / "SEP.cnf.xml.j2").write_text(
+        (Path(__file__).parents[3] / "telefeatures/provisioning/templates/SEP.cnf.xml.j2").read_text()
+        .replace("<proxy>USECALLMANAGER</proxy>", "<proxy>{{ line.extension }}</proxy>"))
+    result = build(site, write_inventory(two_phones()), "--templates", str(templates))
+    assert result.exit_code == 1
+    assert (f"phone #1 (mac 00:19:e8:f4:90:ad, label Desk1): SEP{MAC_A}.cnf.xml: line button='1': proxy is "
+            "'1001', must be USECALLMANAGER") in result.output
+    assert f"phone #2 (mac 00:19:e8:f4:90:ae): SEP{MAC_B}.cnf.xml" in result.output
+    assert list((site / "tftpboot").iterdir()) == []
+
+
+def test_check_lints_without_writing(site, write_inventory, tmp_path):
+    good = write_inventory(two_phones())
+    result = CliRunner().invoke(cli, ["provision", "check", str(good)])
+    assert result.exit_code == 0 and "ok, 2 phone(s), 2 line(s), 5 file(s)" in result.output
+    bad = write_inventory(two_phones(display_a="a" * 40) + phone_toml("zz", "7961", None, []), "bad.toml")
+    before = snapshot(tmp_path)
+    result = CliRunner().invoke(cli, ["provision", "check", str(bad)])
+    assert result.exit_code == 1
+    assert "3 error(s)" in result.output and "display_name: 40 characters" in result.output
+    assert snapshot(tmp_path) == before
+
+
+def test_existing_file_mode_is_kept(site, write_inventory):
+    inventory = write_inventory(two_phones())
+    assert build(site, inventory).exit_code == 0
+    pjsip = site / "asterisk" / "phones.conf"
+    os.chmod(pjsip, 0o600)
+    assert build(site, write_inventory(two_phones(display_a="Alicia"))).exit_code == 0
+    assert stat.S_IMODE(pjsip.stat().st_mode) == 0o600
+    assert '"Alicia" <1001>' in pjsip.read_text()
+
+
+def test_no_temporary_files_left_behind(site, write_inventory):
+    assert build(site, write_inventory(two_phones())).exit_code == 0
+    assert build(site, write_inventory(two_phones(display_a="B"))).exit_code == 0
+    leftovers = [p for p in site.rglob(".*") if p.is_file()]
+    assert leftovers == []
