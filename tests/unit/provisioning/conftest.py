@@ -51,7 +51,8 @@ def fleet_toml(count: int, start: int = 1000, site: str = SITE) -> str:
 @pytest.fixture
 def write_inventory(tmp_path: Path):
     def write(text: str, name: str = "inventory.toml") -> Path:
-        path = tmp_path / name
+        path = tmp_path / "inventories" / name
+        path.parent.mkdir(exist_ok=True)
         path.write_text(text, encoding="utf-8")
         return path
     return write
