@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from telefeatures.cli import cli
-from tests.support.asterisk_peer import Script, call
+from tests.support.asterisk_peer import call, header_bytes
 from tests.support.redis_server import free_port
 
 TELEFEATURES = str(Path(sys.executable).parent / "telefeatures")
@@ -145,7 +146,12 @@ class Served:
                     return line
 
     async def terminate(self, timeout: float = 20) -> int:
-        self.proc.send_signal(signal.SIGTERM)
+        """SIGTERM (unless it already got one) and its exit code."""
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(signal.SIGTERM)
+        return await self.exit_code(timeout)
+
+    async def exit_code(self, timeout: float = 20) -> int:
         async with asyncio.timeout(timeout):
             rest = await self.proc.stderr.read()
             self.log.append(rest.decode(errors="replace"))
@@ -193,14 +199,26 @@ async def test_serve_answers_and_stops_on_sigterm(serve, redis_url, redis_sync):
 
 async def test_serve_finishes_in_flight_session_on_sigterm(serve, redis_url):
     served = await serve("--redis-url", redis_url)
-    in_flight = asyncio.create_task(call("127.0.0.1", served.port, "outbound", ["1000", "5551234567"],
-                                         Script(delay={1: 0.5})))
-    await asyncio.sleep(0.2)
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    writer.write(header_bytes("outbound", ["1000", "5551234567"]))
+    await writer.drain()
+    commands = [await reader.readline()]  # the session is now in flight
     served.proc.send_signal(signal.SIGTERM)
-    result = await in_flight
-    assert result.status == "OK"
-    async with asyncio.timeout(20):
-        assert await served.proc.wait() == 0
+    await served.wait_for_log("waiting up to")
+    try:
+        late = await call("127.0.0.1", served.port, "outbound", ["1000", "5551234567"], timeout=5)
+    except ConnectionRefusedError:
+        late = None
+    assert late is None or late.commands == []  # refused, or closed at once
+    async with asyncio.timeout(10):
+        while commands[-1]:
+            writer.write(b"200 result=1\n")
+            await writer.drain()
+            commands.append(await reader.readline())
+    writer.close()
+    assert commands[-2] == b'SET VARIABLE "TF_STATUS" "OK"\n'
+    assert await served.exit_code() == 0
+    assert "waiting up to" in served.output  # it did wait for the session
 
 
 async def test_serve_options_reach_the_server(serve, redis_url):

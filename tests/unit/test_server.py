@@ -210,7 +210,8 @@ async def test_silent_client_times_out(server, sessions):
     await healthy(server)
 
 
-async def test_slow_header_within_time_limit_is_fine(server):
+async def test_slow_header_within_time_limit_is_fine(app, start_server):
+    server = await start_server(app, header_timeout=5)
     reader, writer = await raw_connect(server)
     for line in header_bytes("outbound", ["1000", "5551234567"]).splitlines(keepends=True):
         writer.write(line)
