@@ -3,8 +3,8 @@ classic telefeatures-agi entry point runs the same features."""
 
 from __future__ import annotations
 
-from conftest import KEY_PREFIX
-from test_star_codes import assert_anonymous, assert_presented, outbound, played, star
+from tests.integration.e2e import assert_anonymous, assert_presented, outbound, played, star
+from tests.testbed.services import KEY_PREFIX
 
 
 def test_outbound_still_dials_when_the_feature_server_is_down(asterisk, feature_server, provider, sipp, state):
@@ -75,3 +75,25 @@ def test_keys_follow_the_documented_schema(asterisk, feature_server, phone_1001,
     record = state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller")
     assert set(record) == {"number", "name", "pres", "time", "withheld", "reason"}
     assert record["pres"] == "0" and float(record["time"]) > 1.7e9
+
+
+def test_every_default_prompt_exists_in_the_asterisk_sounds(asterisk):
+    """Asterisk's own sound index must know every default prompt in English."""
+    from telefeatures.config import Settings
+
+    prompts = Settings().features.prompts.model_dump()
+    names = {name for group in prompts.values() for name in group}
+    globals_file = (asterisk.run_dir / "etc" / "telefeatures" / "telefeatures-globals.conf").read_text()
+    for line in globals_file.splitlines():
+        if line.startswith(("TF_ERROR_PROMPT=", "TF_INVALID_PROMPT=")):
+            names |= set(line.split("=", 1)[1].split("&"))
+    assert len(names) > 15
+    missing = []
+    for name in sorted(names):
+        try:
+            shown = asterisk.cli(f"core show sound {name}")
+        except Exception:  # the CLI answers "failed" for a sound it does not have
+            shown = ""
+        if "Language en:" not in shown:
+            missing.append(name)
+    assert not missing, f"default prompts missing from asterisk-core-sounds-en: {missing}"
