@@ -27,13 +27,3 @@ def test_readme_commands_exist():
     assert "pip install -e . && telefeatures serve" in readme
     assert "./scripts/test" in readme
     assert (PROJECT / ".ci" / "run").read_text().strip().endswith("exec ./scripts/test")
-
-
-def test_default_prompts_exist_in_core_sounds():
-    """The defaults must be files of Debian's asterisk-core-sounds-en (list in DESIGN)."""
-    core = {"enabled", "disabled", "activated", "de-activated", "info-about-last-call", "telephone-number",
-            "to-call-this-number", "vm-press", "digits/1", "from-unknown-caller", "unidentified-no-callback",
-            "sorry", "im-sorry", "cannot-complete-as-dialed", "please-try-call-later", "goodbye"}
-    prompts = Settings().features.prompts.model_dump()
-    used = {name for names in prompts.values() for name in names}
-    assert used <= core, used - core
