@@ -137,6 +137,62 @@ def build_dial_templates(
     return unique
 
 
+_KEYS = frozenset("0123456789*#+")
+
+
+def _positions(pattern: str, dialled: str) -> set[tuple[int, bool]]:
+    """Where matching ``dialled`` against ``pattern`` can stand: (next token,
+    inside a ``*`` that has taken at least one key)."""
+    tokens = _TOKEN.findall(pattern)
+    states = {(0, False)}
+    for key in dialled:
+        following: set[tuple[int, bool]] = set()
+        for index, inside in states:
+            if inside:
+                following.add((index, True))  # the star takes this key too
+                index += 1  # ... or is finished
+            if index >= len(tokens) or key not in _KEYS:
+                continue
+            token = tokens[index]
+            if token == "*":
+                following.add((index, True))
+            elif token == "." or token == key or (token == "\\*" and key == "*"):
+                following.add((index + 1, False))
+        states = following
+    return {(i, inside) for i, inside in states} | {(i + 1, False) for i, inside in states if inside}
+
+
+def is_complete(pattern: str, dialled: str) -> bool:
+    return (len(_TOKEN.findall(pattern)), False) in _positions(pattern, dialled)
+
+
+def can_extend(pattern: str, dialled: str) -> bool:
+    """True if more keys after ``dialled`` could still complete ``pattern``."""
+    size = len(_TOKEN.findall(pattern))
+    return any(inside or index < size for index, inside in _positions(pattern, dialled))
+
+
+def dial_delay(number: str, templates: list[DialTemplate]) -> str | None:
+    """Why the phone would not dial ``number`` the moment it is complete, or None.
+
+    Among complete templates the firmware takes the one naming most exact keys
+    (its "longest match"), and acts on it only if it names more exact keys than
+    every template still waiting for keys (incomplete but extendable)."""
+    complete = [t for t in templates if t.timeout == 0 and is_complete(t.match, number)]
+    if not complete:
+        return "no template with Timeout 0 matches it"
+    best = max(complete, key=lambda t: literal_count(t.match))
+    for template in templates:
+        if is_complete(template.match, number) and literal_count(template.match) > literal_count(best.match):
+            return (f"the longer match {template.match!r} wins over {best.match!r} and waits "
+                    f"{template.timeout} s")
+        if (can_extend(template.match, number) and not is_complete(template.match, number)
+                and literal_count(template.match) >= literal_count(best.match)):
+            return (f"template {template.match!r} could still match with more keys and names as many exact "
+                    f"keys as {best.match!r}, so the phone waits")
+    return None
+
+
 def cut_short(number: str, templates: list[DialTemplate]) -> tuple[str, str] | None:
     """If the phone would place the call before ``number`` is fully dialled,
     the prefix it would send and the template responsible; else None.

@@ -16,7 +16,14 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .devices import MAX_LINE_FIELD, MAX_PHONE_LABEL, PHONE_MODELS
-from .dialplan import DialTemplate, build_dial_templates, cut_short, valid_feature_code, valid_pattern
+from .dialplan import (
+    DialTemplate,
+    build_dial_templates,
+    cut_short,
+    dial_delay,
+    valid_feature_code,
+    valid_pattern,
+)
 from .timezones import cisco_time_zone
 
 ModelName = Literal["7911", "7941", "7941G-GE", "7942", "7961", "7961G-GE", "7962"]
@@ -229,6 +236,16 @@ class Site(_Strict):
     def pjsip_transport_name(self) -> str:
         return self.pjsip_transport or f"transport-{self.transport}"
 
+    @model_validator(mode="after")
+    def _codes_dial_at_once(self) -> Site:
+        templates = self.dial_templates()
+        for code, what in self.feature_codes.simple_codes():
+            delay = dial_delay(code, templates)
+            if delay:
+                raise ValueError(f"feature code {code} ({what}) would not dial at once: {delay}; "
+                                 "fix site.dial_rules")
+        return self
+
     def dial_templates(self) -> list[DialTemplate]:
         rules = self.dial_rules
         return build_dial_templates(
@@ -358,6 +375,8 @@ def _cross_checks(inventory: Inventory) -> list[str]:
             if short:
                 errors.append(f"{where}, extension: cannot be dialled, the dial plan sends {short[0]!r} as soon "
                               f"as it is complete (template {short[1]!r}); fix site.dial_rules")
+            elif delay := dial_delay(line.extension, templates):
+                errors.append(f"{where}, extension: would not dial at once: {delay}; fix site.dial_rules")
     return errors
 
 

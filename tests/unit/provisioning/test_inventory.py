@@ -216,3 +216,36 @@ def test_every_error_is_reported_at_once():
         "nope", model="7960", lines=[{"extension": "1001", "display_name": "B" * 40}])
     errors = errors_of(text)
     assert len(errors) == 4, errors
+
+
+def test_extension_that_would_wait_for_a_longer_rule():
+    # "1..." and "1.........." name the same number of exact keys: on 1001 the phone keeps waiting.
+    site = SITE.replace('"9011*"]', '"9011*", "1.........."]')
+    [error] = errors_of(site + phone_toml("0019E8F490AD", lines=[{"extension": "1001", "display_name": "A"}]))
+    assert error.startswith("phone #1 (mac 00:19:e8:f4:90:ad), line #1 (extension 1001), extension: would not "
+                            "dial at once: template '1..........' could still match")
+
+
+def test_extension_outside_every_extension_pattern():
+    [error] = errors_of(SITE + phone_toml("0019E8F490AD", lines=[{"extension": "2001", "display_name": "A"}]))
+    assert "extension 2001), extension: would not dial at once: no template with Timeout 0 matches it" in error
+
+
+def test_feature_code_that_would_wait():
+    site = SITE.replace('"9011*"]', '"9011*", "\\\\*69."]')
+    [error] = errors_of(site)
+    assert error.startswith("site: feature code *69 (call return) would not dial at once: template '\\\\*69.' could "
+                            "still match")
+
+
+def test_phone_grammar_matching():
+    from telefeatures.provisioning.dialplan import build_dial_templates, can_extend, dial_delay, is_complete
+
+    assert is_complete("1...", "1001") and not can_extend("1...", "1001")
+    assert is_complete("9011*", "90114") and can_extend("9011*", "90114") and not is_complete("9011*", "9011")
+    assert is_complete("\\*69", "*69") and not is_complete("\\*69", "169")
+    assert is_complete(".", "*")  # '.' takes any key, star included
+    assert is_complete("1*5", "1225") and can_extend("1*5", "1225") and not is_complete("1*5", "15")
+    templates = build_dial_templates([("*69", "call return")], "*67", ["1..."], ["9.......", "9011*"], 5)
+    assert [dial_delay(n, templates) for n in ("1001", "*69", "95551234", "*6795551234")] == [None] * 4
+    assert dial_delay("90114420", templates) == "the longer match '9011*' wins over '9.......' and waits 5 s"
