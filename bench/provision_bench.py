@@ -1,0 +1,107 @@
+"""Provisioning build times for large fleets.
+
+    python bench/provision_bench.py [--sizes 1000,10000]
+
+For each size: a first build into an empty TFTP root (every file written and
+fsynced), a rebuild with nothing changed (no file touched), and a rebuild with
+one phone's display name changed, verifying through inode and mtime that only
+that phone's file and the PJSIP include were rewritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from telefeatures.provisioning.build import apply_plan, plan_build
+from telefeatures.provisioning.credentials import CredentialStore
+from telefeatures.provisioning.inventory import parse_inventory
+from telefeatures.provisioning.render import ConfigRenderer
+
+SITE = """\
+[site]
+asterisk_address = "192.0.2.10"
+time_zone = "America/Chicago"
+ntp_server = "192.0.2.1"
+[site.firmware]
+"7961" = "SIP41.9-4-2SR3-1S"
+"7941" = "SIP41.9-4-2SR3-1S"
+[site.dial_rules]
+extension_patterns = ["1...."]
+outside_patterns = ["9.......", "91..........", "911", "9011*"]
+"""
+
+
+def fleet(count: int, changed: int | None = None) -> str:
+    parts = [SITE]
+    for n in range(count):
+        name = f"User {n}" + (" (moved)" if n == changed else "")
+        parts.append(
+            f'[[phones]]\nmac = "0019E8{n:06X}"\nmodel = "{"7961" if n % 3 else "7941"}"\nlabel = "P{n}"\n'
+            f'[[phones.lines]]\nextension = "{10000 + n}"\ndisplay_name = "{name}"\n'
+        )
+    return "\n".join(parts)
+
+
+def state(directory: Path) -> dict[str, tuple[int, int]]:
+    return {entry.name: (entry.inode(), entry.stat().st_mtime_ns) for entry in os.scandir(directory)}
+
+
+def build(text: str, root: Path, pjsip: Path, secrets: Path) -> tuple[float, dict[str, float], object]:
+    times: dict[str, float] = {}
+    start = time.perf_counter()
+    inventory = parse_inventory(text)
+    times["validate"] = time.perf_counter() - start
+    mark = time.perf_counter()
+    plan = plan_build(inventory, root, ConfigRenderer(), CredentialStore.load(secrets), pjsip)
+    times["render"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    report = apply_plan(plan, pjsip)
+    times["write"] = time.perf_counter() - mark
+    return time.perf_counter() - start, times, report
+
+
+def run(count: int, workdir: Path) -> bool:
+    root = workdir / f"tftp-{count}"
+    root.mkdir()
+    pjsip, secrets = workdir / f"pjsip-{count}.conf", workdir / f"secrets-{count}.json"
+
+    def line(title: str, total: float, times: dict[str, float], report) -> None:
+        parts = " ".join(f"{k} {v:.2f}s" for k, v in times.items())
+        print(f"{count:>6} phones  {title:<22} {total:6.2f} s  ({parts}; {len(report.added)} added, "
+              f"{len(report.changed)} changed, {len(report.unchanged)} unchanged)")
+
+    total, times, report = build(fleet(count), root, pjsip, secrets)
+    line("first build", total, times, report)
+    before = state(root)
+    total, times, report = build(fleet(count), root, pjsip, secrets)
+    line("rebuild, no change", total, times, report)
+    ok = state(root) == before and not report.added and not report.changed
+    target = count // 2
+    before = state(root)
+    total, times, report = build(fleet(count, changed=target), root, pjsip, secrets)
+    line("rebuild, one changed", total, times, report)
+    after = state(root)
+    rewritten = sorted(name for name in after if after[name] != before.get(name))
+    expected = [f"SEP0019E8{target:06X}.cnf.xml"]
+    ok = ok and rewritten == expected and [p.name for p in report.changed] == [expected[0], pjsip.name]
+    print(f"{'':>6}         only {expected[0]} (and the PJSIP include) rewritten: {'yes' if ok else 'NO'}"
+          + ("" if ok else f" -> {rewritten[:5]}"))
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1000,10000", help="comma-separated fleet sizes")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="provision-bench-", dir=os.environ.get("BENCH_DIR")) as tmp:
+        results = [run(int(size), Path(tmp)) for size in args.sizes.split(",")]
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
