@@ -58,6 +58,13 @@ class RedisServer:
             self.process.wait(timeout=10)
         self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown save; only what the AOF already has survives."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
@@ -69,19 +76,23 @@ class RedisServer:
 class FeatureServer:
     """``telefeatures serve`` exactly as a user runs it, as a subprocess."""
 
-    def __init__(self, workdir: Path, redis_url: str):
+    def __init__(self, workdir: Path, redis_url: str, args: list[str] | None = None,
+                 env: dict[str, str] | None = None):
         self.workdir = workdir
         self.redis_url = redis_url
         self.port = free_port()
+        self.args = list(args or ["--event-loop", "asyncio"])
+        self.env = dict(env or {})
         self.log_path = workdir / "telefeatures.log"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         exe = shutil.which("telefeatures", path=os.path.dirname(sys.executable)) or "telefeatures"
-        env = {**os.environ, "TELEFEATURES_KEY_PREFIX": KEY_PREFIX, "TELEFEATURES_REDIS_URL": self.redis_url}
+        env = {**os.environ, "TELEFEATURES_KEY_PREFIX": KEY_PREFIX, "TELEFEATURES_REDIS_URL": self.redis_url,
+               **self.env}
         self.process = subprocess.Popen(
-            [exe, "serve", "--port", str(self.port), "--event-loop", "asyncio"],
+            [exe, "serve", "--port", str(self.port), *self.args],
             stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT, env=env)
         wait_for(lambda: _port_open("127.0.0.1", self.port) or self.process.poll() is not None,
                  what="telefeatures serve")
@@ -97,6 +108,16 @@ class FeatureServer:
 
     def log_offset(self) -> int:
         return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def open_fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
+
+    def rss_bytes(self) -> int:
+        with open(f"/proc/{self.process.pid}/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
     def sessions_since(self, offset: int) -> list[str]:
         with open(self.log_path, "rb") as f:

@@ -1,0 +1,112 @@
+"""Safe by default: loopback binds, the peer allow-list, metrics off unless
+asked for, and the operational surface (health, metrics, JSON logs)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+
+from tests.hardening.conftest import normal_session, run
+from tests.support.asterisk_peer import call, header_bytes, read_until_closed
+from tests.testbed.asterisk import free_port
+from tests.testbed.services import wait_for
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses with a TCP socket listening on ``port`` (from /proc)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state = fields[1], fields[3]
+            addr, _, hexport = local.partition(":")
+            if state == "0A" and int(hexport, 16) == port:  # 0A = LISTEN
+                if len(addr) == 8:
+                    found.add(".".join(str(int(addr[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+                else:
+                    found.add(addr)
+    return found
+
+
+def test_binds_to_loopback_by_default_and_metrics_are_off(serve):
+    server = serve()
+    assert listening_addresses(server.port) == {"127.0.0.1"}
+    assert listening_addresses(9573) == set()
+
+
+def test_a_peer_outside_the_allow_list_is_closed_at_once(serve):
+    server = serve("--allow-peer", "127.0.0.1/32")
+
+    async def from_second_loopback_address():
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port, local_addr=("127.0.0.2", 0))
+        try:
+            writer.write(header_bytes("cidblock/off", ["1000"]))
+            await writer.drain()
+        except OSError:
+            pass
+        data = await read_until_closed(reader, 2)
+        writer.close()
+        return data
+
+    assert run(from_second_loopback_address()) == b""  # not one command
+    wait_for(lambda: "refused connection from 127.0.0.2: not in allow_peers" in server.log_text(),
+             what="the refusal in the log")
+    result = run(call("127.0.0.1", server.port, "cidblock/status", ["1000"], timeout=3))
+    assert result.status == "OK"
+
+
+def test_an_allowed_second_address_is_served(serve):
+    server = serve("--host", "127.0.0.1", "--allow-peer", "127.0.0.2/32", "--allow-peer", "127.0.0.1/32")
+    result = run(call("127.0.0.1", server.port, "cidblock/status", ["1000"], local_addr=("127.0.0.2", 0),
+                      timeout=3))
+    assert result.status == "OK"
+
+
+def test_metrics_and_health_endpoint(serve, redis_server):
+    port = free_port()
+    server = serve("--metrics", "--metrics-port", str(port))
+    assert listening_addresses(port) == {"127.0.0.1"}
+    run(normal_session(server.port))
+    run(call("127.0.0.1", server.port, "nosuchroute", ["1000"], timeout=3))
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    assert 'telefeatures_sessions_total{route="outbound",status="OK"} 1.0' in body
+    assert 'telefeatures_sessions_total{route="unknown",status="ERROR"} 1.0' in body
+    assert "telefeatures_session_seconds_bucket" in body and "telefeatures_active_sessions 0.0" in body
+
+    health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read())
+    assert health == {"ok": True, "accepting": True, "redis": True, "detail": ""}
+
+    redis_server.stop()
+    try:
+        def unhealthy():
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+            except urllib.error.HTTPError as exc:
+                return exc.code == 503 and json.loads(exc.read())["redis"] is False
+            return False
+
+        wait_for(unhealthy, timeout=12, what="/healthz to report Redis down")
+        run(normal_session(server.port))  # still answering
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        errors = [ln for ln in body.splitlines() if ln.startswith("telefeatures_redis_errors_total ")]
+        assert errors and float(errors[0].split()[1]) >= 1
+    finally:
+        redis_server.start()
+
+
+def test_json_logs(serve):
+    server = serve("--log-format", "json")
+    run(normal_session(server.port))
+    wait_for(lambda: '"route"' in server.log_text(), what="a JSON session line")
+    lines = [json.loads(ln) for ln in server.log_text().splitlines() if ln.startswith("{")]
+    sessions = [ln for ln in lines if ln.get("name") == "telefeatures.session"]
+    assert sessions, lines
+    entry = sessions[-1]
+    assert entry["route"] == "outbound" and entry["status"] == "OK" and entry["extension"] == "1000"
+    assert isinstance(entry["ms"], float) and entry["levelname"] == "INFO"
