@@ -42,7 +42,6 @@ ERR_UNDEFINED = 0
 ERR_NOT_FOUND = 1
 ERR_ACCESS = 2
 ERR_ILLEGAL = 4
-ERR_UNKNOWN_TID = 5
 ERR_OPTION = 8
 
 DEFAULT_BLKSIZE = 512
@@ -371,7 +370,7 @@ class TftpServer:
         finally:
             if transport is not None:
                 transport.close()
-            opts = " ".join(f"{k}={v}" for k, v in request.options.items())
+            opts = " ".join(f"{_printable(k)}={_printable(v)}" for k, v in request.options.items())
             log.info("%s %s%s -> %s, %d bytes in %d blocks, %.3f s", _peer(addr), what,
                      f" [{opts}]" if opts else "", outcome, sent, blocks, time.monotonic() - started)
 
@@ -394,10 +393,14 @@ class TftpServer:
                         return True
                     if opcode == OP_ERROR:
                         raise _ClientGone(f"error {number} {reply[4:-1].decode('ascii', 'replace')[:80]}")
-                    if opcode == OP_ACK:
-                        continue  # duplicate or old ACK: never resend on it (Sorcerer's Apprentice)
-                transport.sendto(error_packet(ERR_ILLEGAL, "expected an ACK"))
+                # Anything else (a duplicate or old ACK, garbage) is ignored: resending
+                # on a duplicate ACK is the Sorcerer's Apprentice bug.
         return False
+
+
+def _printable(text: str) -> str:
+    """Client-supplied text made safe for a log line."""
+    return "".join(char if " " < char <= "~" else "?" for char in text[:40])
 
 
 def _peer(addr: tuple) -> str:

@@ -309,3 +309,19 @@ def test_second_line_of_defence_after_open(tree, monkeypatch):
     handle, size = tftp.open_request_file(real_root, NAME)
     with handle:
         assert handle.read() == SMALL and size == len(SMALL)
+
+
+async def test_client_text_cannot_forge_log_lines(server, raw, caplog):
+    caplog.set_level(logging.INFO, "telefeatures.tftp")
+    reply, tid = await raw.request(server.port, b"multi.bin", **{"x\nFAKE ok": "1\r\n"})
+    raw.send(struct.pack("!HH", 5, 0) + b"\0", tid)  # no options acknowledged: first DATA; abort
+    assert reply[:2] == struct.pack("!H", 3)
+    other = RawClient()
+    try:
+        reply, _ = await other.request(server.port, b"evil\nFAKE line.xml")
+    finally:
+        other.close()
+    assert error_of(reply)[0] == 2
+    await asyncio.sleep(0.1)
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages and not any("\n" in m or "\r" in m for m in messages)
