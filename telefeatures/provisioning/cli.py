@@ -158,6 +158,9 @@ def build(inventory: Path, tftp_root: Path, pjsip_path: Path | None, templates: 
         pjsip_path = pjsip_path.absolute()
         if not pjsip_path.parent.is_dir():
             raise click.ClickException(f"directory of --pjsip {pjsip_path} does not exist")
+        if pjsip_path.parent.resolve().is_relative_to(tftp_root):
+            raise click.ClickException(f"--pjsip {pjsip_path} is inside the TFTP root, where anyone could "
+                                       "fetch its passwords; write it into Asterisk's configuration instead")
     try:
         credentials = CredentialStore.load(secrets_path)
     except CredentialsError as exc:

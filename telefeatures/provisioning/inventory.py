@@ -313,10 +313,11 @@ def _phone_name(raw: Any, index: int) -> str:
     phone = raw.get("phones", [])[index] if isinstance(raw.get("phones"), list) else None
     parts = []
     if isinstance(phone, dict):
+        # As the admin wrote them (they may be what is wrong), shortened for the message.
         if "mac" in phone:
-            parts.append(f"mac {phone['mac']}")
+            parts.append(f"mac {str(phone['mac'])[:40]}")
         if "label" in phone:
-            parts.append(f"label {phone['label']}")
+            parts.append(f"label {str(phone['label'])[:40]}")
     return f"phone #{index + 1}" + (f" ({', '.join(parts)})" if parts else "")
 
 

@@ -91,9 +91,13 @@ def test_secrets_path_override_and_refusal_inside_root(site, write_inventory):
     assert build(site, inventory, "--secrets", str(elsewhere)).exit_code == 0
     assert "1001" in json.loads(elsewhere.read_text())["passwords"]
     assert not (site / "tftpboot.secrets.json").exists()
-    result = CliRunner().invoke(cli, ["provision", "build", str(inventory), "--tftp-root", str(site / "tftpboot"),
-                                      "--secrets", str(site / "tftpboot" / "s.json")])
-    assert result.exit_code != 0 and "inside the TFTP root" in result.output
+    before = snapshot(site)
+    for option, path in (("--secrets", "s.json"), ("--pjsip", "sub/phones.conf")):
+        (site / "tftpboot" / "sub").mkdir(exist_ok=True)
+        result = CliRunner().invoke(cli, ["provision", "build", str(inventory), "--tftp-root",
+                                          str(site / "tftpboot"), option, str(site / "tftpboot" / path)])
+        assert result.exit_code != 0 and "is inside the TFTP root" in result.output, option
+    assert snapshot(site) == before
 
 
 def test_corrupt_secrets_file_stops_the_build(site, write_inventory):
