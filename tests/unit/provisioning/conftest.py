@@ -1,4 +1,4 @@
-"""Shared helpers: inventories written as real TOML files."""
+"""Shared test fixtures: inventories written as real TOML files, directory snapshots."""
 
 from __future__ import annotations
 
