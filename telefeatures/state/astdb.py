@@ -23,7 +23,7 @@ FALSE_VALUES = frozenset({"0", "no", "false", "off", ""})
 
 @dataclass
 class ImportPlan:
-    blocks: dict[str, bool] = field(default_factory=dict)
+    blocks: dict[str, tuple[str, bool]] = field(default_factory=dict)  # ext -> (key, blocked)
     callers: dict[str, tuple[str, CallerRecord]] = field(default_factory=dict)  # ext -> (key, record)
     skipped: list[tuple[str, str, str]] = field(default_factory=list)  # (key, value, why)
 
@@ -67,9 +67,9 @@ def plan_import(
         if family == block_family:
             v = value.strip().lower()
             if v in TRUE_VALUES:
-                plan.blocks[ext] = True
+                plan.blocks[ext] = (key, True)
             elif v in FALSE_VALUES:
-                plan.blocks[ext] = False
+                plan.blocks[ext] = (key, False)
             else:
                 plan.skipped.append((key, value, "not an on/off value"))
         else:
@@ -82,14 +82,22 @@ def plan_import(
 
 
 async def apply_import(plan: ImportPlan, repo: StateRepository, overwrite: bool) -> tuple[int, int]:
-    """Write the plan; existing last-caller records win unless ``overwrite``."""
+    """Write the plan. Without ``overwrite``, an extension that already has any
+    telefeatures state is left alone: it has been used since the move, and a
+    second import must not undo a *81/*82 or replace a newer caller."""
+    exts = sorted(set(plan.blocks) | set(plan.callers))
+    used = set() if overwrite else {e for e in exts if await repo.has_state(e)}
+    why = "Redis already has state for this extension (use --overwrite)"
     blocks = callers = 0
-    for ext, blocked in sorted(plan.blocks.items()):
+    for ext, (key, blocked) in sorted(plan.blocks.items()):
+        if ext in used:
+            plan.skipped.append((key, "1" if blocked else "0", why))
+            continue
         await repo.set_blocked(ext, blocked)
         blocks += 1
     for ext, (key, record) in sorted(plan.callers.items()):
-        if not overwrite and await repo.last_caller(ext) is not None:
-            plan.skipped.append((key, record.number, "Redis already has a record (use --overwrite)"))
+        if ext in used:
+            plan.skipped.append((key, record.number, why))
             continue
         await repo.record_caller(ext, record)
         callers += 1

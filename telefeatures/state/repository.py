@@ -110,6 +110,10 @@ class StateRepository:
             return None
         return CallerRecord.from_fields(_text(fields))
 
+    async def has_state(self, extension: str) -> bool:
+        with _redis_errors():
+            return bool(await self.redis.exists(self.keys.cidblock(extension), self.keys.last_caller(extension)))
+
     async def clear(self, extension: str) -> int:
         with _redis_errors():
             return await self.redis.delete(self.keys.cidblock(extension), self.keys.last_caller(extension))

@@ -94,7 +94,6 @@ def test_dry_run_needs_no_redis(astdb, closed_port):
 
 
 def test_import(astdb, redis_url, redis_sync):
-    redis_sync.set("tf:ext:1001:cidblock", "1")  # AstDB says 0: cleared
     result = run_cli("state", "import-astdb", str(astdb), redis_url=redis_url)
     assert result.exit_code == 0, result.output
     assert "imported 3 CIDBlock value(s) and 2 LastCIDNum value(s)" in result.output
@@ -117,14 +116,31 @@ def test_imported_state_drives_the_features(astdb, redis_url):
 def test_existing_records_win_without_overwrite(astdb, redis_url, redis_sync):
     run_cli("state", "set", "1000", "--last-caller", "3125559999", redis_url=redis_url)
     result = run_cli("state", "import-astdb", str(astdb), redis_url=redis_url)
-    assert "imported 3 CIDBlock value(s) and 1 LastCIDNum value(s)" in result.output
-    assert skipped(result.output)["/LastCIDNum/1000"] == "Redis already has a record (use --overwrite)"
+    assert "imported 2 CIDBlock value(s) and 1 LastCIDNum value(s)" in result.output
+    why = "Redis already has state for this extension (use --overwrite)"
+    assert skipped(result.output)["/LastCIDNum/1000"] == why
+    assert skipped(result.output)["/CIDBlock/1000"] == why
     assert redis_sync.hget("tf:ext:1000:lastcaller", "number") == "3125559999"
+    assert redis_sync.get("tf:ext:1000:cidblock") is None
 
     result = run_cli("state", "import-astdb", str(astdb), "--overwrite", redis_url=redis_url)
     assert "imported 3 CIDBlock value(s) and 2 LastCIDNum value(s)" in result.output
     assert "/LastCIDNum/1000" not in skipped(result.output)
     assert redis_sync.hget("tf:ext:1000:lastcaller", "number") == "2125551234"
+
+
+def test_a_second_import_does_not_undo_changes_made_since(astdb, redis_url, redis_sync):
+    """After the move, 1000 dialled *82 and 1001 dialled *81; importing the same
+    AstDB again must not put the old values back."""
+    run_cli("state", "import-astdb", str(astdb), redis_url=redis_url)
+    redis_sync.delete("tf:ext:1000:cidblock")
+    redis_sync.set("tf:ext:1001:cidblock", "1")
+    result = run_cli("state", "import-astdb", str(astdb), redis_url=redis_url)
+    assert result.exit_code == 0, result.output
+    assert redis_sync.get("tf:ext:1000:cidblock") is None
+    assert redis_sync.get("tf:ext:1001:cidblock") == "1"
+    result = run_cli("state", "import-astdb", str(astdb), "--overwrite", redis_url=redis_url)
+    assert redis_sync.get("tf:ext:1000:cidblock") == "1" and redis_sync.get("tf:ext:1001:cidblock") is None
 
 
 def test_hostile_numbers_are_skipped(tmp_path, redis_url, redis_sync):
@@ -214,7 +230,7 @@ def test_import_with_redis_down(astdb, closed_port):
 def test_plan_import_directly():
     plan = plan_import([("/CIDBlock/1000", " ON "), ("/CIDBlock/1001", "off"), ("/LastCIDNum/1000", "+442071234567")],
                        "CIDBlock", "LastCIDNum", NumberRules(), 5.0)
-    assert plan.blocks == {"1000": True, "1001": False}
+    assert plan.blocks == {"1000": ("/CIDBlock/1000", True), "1001": ("/CIDBlock/1001", False)}
     key, rec = plan.callers["1000"]
     assert key == "/LastCIDNum/1000" and rec.number == "+442071234567" and rec.time == 5.0
     assert plan.skipped == []
