@@ -195,6 +195,7 @@ def test_default_callback_rules(stored, dial):
 
 
 @pytest.mark.parametrize("stored", ["1234", "0551234567", "1055512345", "+12345", "12345678901234",
+                                    "+1055512345", "+10555123456", "+01234567",  # never dialed abroad
                                     "555123", "0123456", "5551234&PJSIP/x", "٥٥٥١٢٣٤٥٦٧", ""])
 def test_numbers_no_rule_matches_are_refused(stored):
     assert CALLBACKS.callback_number(stored) is None
