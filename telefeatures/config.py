@@ -92,7 +92,9 @@ NORTH_AMERICAN_RULES = [
     RewriteRule(match=r"[2-9][0-9]{9}", rewrite=r"1\g<0>"),  # 10 digits, as the old 1${lastcall}
     RewriteRule(match=r"1[2-9][0-9]{9}", rewrite=r"\g<0>"),
     RewriteRule(match=r"\+1([2-9][0-9]{9})", rewrite=r"1\1"),
-    RewriteRule(match=r"\+([0-9]{6,15})", rewrite=r"011\1"),  # international: NANP exit code
+    # Other countries via the NANP exit code. Country codes never start with 0
+    # or 1, so a "+1" number that failed the rule above is not dialed abroad.
+    RewriteRule(match=r"\+([2-9][0-9]{5,14})", rewrite=r"011\1"),
     RewriteRule(match=r"[2-9][0-9]{6}", rewrite=r"\g<0>"),  # 7-digit local
 ]
 
@@ -196,6 +198,13 @@ class Settings(BaseSettings):
     def _prefix(cls, value: str) -> str:
         if not valid_prefix(value):
             raise ValueError("letters, digits, _ . - and an optional trailing ':' (at most 33 characters)")
+        return value
+
+    @field_validator("allow_peers")
+    @classmethod
+    def _someone_allowed(cls, value: list) -> list:
+        if not value:
+            raise ValueError("is empty: no Asterisk could connect (give at least one address or CIDR)")
         return value
 
     @field_validator("allow_peers", mode="before")

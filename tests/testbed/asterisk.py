@@ -47,7 +47,7 @@ CHROOT_RECIPE = {
 # What telefeatures-agi needs inside the Asterisk root (classic AGI).
 CLASSIC_AGI_REQUIREMENTS = [
     "pydantic>=2.6",
-    "pydantic-settings>=2.3",
+    "pydantic-settings>=2.7",
     "redis>=5.0",
     "prometheus-client>=0.20",
     "python-json-logger>=3.1",

@@ -123,6 +123,7 @@ def test_callback_rules_from_toml(toml):
         ({"TELEFEATURES_REDIS_URL": "http://127.0.0.1:6379"}, "redis_url"),
         ({"TELEFEATURES_KEY_PREFIX": "a*b"}, "key_prefix"),
         ({"TELEFEATURES_ALLOW_PEERS": "not-a-network"}, "allow_peers"),
+        ({"TELEFEATURES_ALLOW_PEERS": ""}, "allow_peers"),  # nobody could connect
         ({"TELEFEATURES_HEADER_TIMEOUT": "0"}, "header_timeout"),
         ({"TELEFEATURES_EVENT_LOOP": "trio"}, "event_loop"),
         ({"TELEFEATURES_FEATURES__CONFIRM_DIGIT": "12"}, "features.confirm_digit"),
