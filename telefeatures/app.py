@@ -26,6 +26,8 @@ Handler = Callable[[Call], Awaitable[Outcome]]
 ARITY = {"inbound": 1, "callreturn": 1, "cidblock/on": 1, "cidblock/off": 1, "cidblock/status": 1,
          "outbound": 2}
 ROUTES = tuple(ARITY)
+# Routes a person is listening to (a feature code): errors are announced.
+SPOKEN = frozenset({"callreturn", "cidblock/on", "cidblock/off", "cidblock/status"})
 
 
 def route_args(args: tuple[str, ...]) -> tuple[str, ...]:
@@ -81,6 +83,8 @@ class FeatureApp:
             outcome = Outcome(Status.ERROR, "unknown-route")
         elif len(route_args(request.args)) > ARITY[route]:
             outcome = Outcome(Status.REFUSED if route == "outbound" else Status.ERROR, "bad-arguments")
+            if route in SPOKEN:
+                await play(channel, self.settings.prompts.error)
         else:
             extension = extension_of(request)
             call = Call(channel, extension, request.args[1:])

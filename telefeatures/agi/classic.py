@@ -66,7 +66,11 @@ async def run_session(agi, settings) -> int:
     from ..app import FeatureApp
     from ..state.backend import StateBackend
 
-    route, request = request_from_env(agi.env)
+    try:
+        route, request = request_from_env(agi.env)
+    except ProtocolError as exc:
+        log.error("protocol error in the AGI header: %s (classic)", exc)
+        return 1
     backend = StateBackend.from_settings(settings)
     app = FeatureApp(settings.features, backend.repository)
     channel = AgiChannel(request, PystTransport(agi))

@@ -702,3 +702,5 @@ async def test_extra_arguments_are_refused(app, repo, redis_sync, route, args, s
     assert "TF_DIAL" not in ast.variables
     assert "CALLERID(pres)" not in ast.variables
     assert redis_sync.keys("*") == []
+    # A person dialled a feature code: they hear why nothing happened.
+    assert ast.prompts == (["sorry", "please-try-call-later"] if route != "outbound" else [])
