@@ -125,23 +125,27 @@ class SippRunner:
         errors = err.read_text(errors="replace") if err.exists() else ""
         return SippResult(proc.returncode, parse_trace(text), proc.stdout[-2000:] + errors[-2000:])
 
-    def register(self, ext: str, contact_port: int, timeout: float = 20) -> SippResult:
+    def register(self, ext: str, contact_port: int, timeout: float = 20, *, auth_user: str | None = None,
+                 password: str | None = None) -> SippResult:
+        """Register ``ext`` (digest auth as ``auth_user``/``password``, default the
+        test bed's own credentials) with its Contact at ``contact_port``."""
         cmd, trace = self._base("register.xml", "127.0.0.1", f"register-{ext}",
                                 {"EXT": ext, "CONTACT_PORT": str(contact_port)})
-        cmd += ["-au", ext, "-ap", self.asterisk.phone_password(ext), "-timeout", f"{int(timeout)}s",
-                "-timeout_error"]
+        cmd += ["-au", auth_user or ext, "-ap", password or self.asterisk.phone_password(ext),
+                "-timeout", f"{int(timeout)}s", "-timeout_error"]
         return self._run(cmd, trace, timeout)
 
     def call(self, ext: str, number: str, *, dtmf: str | None = None, dtmf_delay_ms: int = 1500,
-             hold_ms: int = 4000, timeout: float = 60) -> SippResult:
+             hold_ms: int = 4000, timeout: float = 60, auth_user: str | None = None,
+             password: str | None = None) -> SippResult:
         """Phone ``ext`` dials ``number``; with ``dtmf`` it presses that key
         (RFC 2833) ``dtmf_delay_ms`` after the answer."""
         scenario = "call_dtmf.xml" if dtmf else "call.xml"
         values = {"EXT": ext, "HOLD": str(hold_ms), "DIGIT": dtmf or "", "DTMF_DELAY": str(dtmf_delay_ms)}
         cmd, trace = self._base(scenario, "127.0.0.1", f"call-{ext}-{re.sub(r'[^0-9A-Za-z]', '_', number)}",
                                 values)
-        cmd += ["-s", number, "-au", ext, "-ap", self.asterisk.phone_password(ext), "-timeout",
-                f"{int(timeout)}s", "-timeout_error"]
+        cmd += ["-s", number, "-au", auth_user or ext, "-ap", password or self.asterisk.phone_password(ext),
+                "-timeout", f"{int(timeout)}s", "-timeout_error"]
         return self._run(cmd, trace, timeout)
 
     def trunk_call(self, to_ext: str, cidnum: str, cidname: str = "Caller", extra_header: str = "X-Test: 1",
@@ -154,15 +158,16 @@ class SippRunner:
 
 
 class AnsweringAgent:
-    """A sipp UAS in the background answering every call at ``ip:port``."""
+    """A sipp UAS in the background at ``ip:port``: answers every call
+    (``uas.xml``), or accepts every NOTIFY (``notify_uas.xml``)."""
 
-    def __init__(self, ip: str, port: int, trace: Path):
-        self.ip, self.port, self.trace = ip, port, trace
+    def __init__(self, ip: str, port: int, trace: Path, scenario: str = "uas.xml"):
+        self.ip, self.port, self.trace, self.scenario = ip, port, trace, scenario
         self.process: subprocess.Popen | None = None
 
     def start(self) -> AnsweringAgent:
         self.trace.parent.mkdir(parents=True, exist_ok=True)
-        cmd = ["sipp", "-sf", str(SCENARIOS / "uas.xml"), "-i", self.ip, "-p", str(self.port),
+        cmd = ["sipp", "-sf", str(SCENARIOS / self.scenario), "-i", self.ip, "-p", str(self.port),
                "-mp", str(free_port(socket.SOCK_DGRAM, self.ip)), "-nostdin", "-trace_msg",
                "-message_file", str(self.trace), "-t", "u1"]
         self._out = open(self.trace.with_suffix(".out"), "wb")
@@ -175,8 +180,11 @@ class AnsweringAgent:
     def messages(self) -> list[SipMessage]:
         return parse_trace(self.trace.read_text(errors="replace")) if self.trace.exists() else []
 
+    def received(self, method: str) -> list[SipMessage]:
+        return [m for m in self.messages() if m.direction == "received" and m.method == method]
+
     def invites(self) -> list[SipMessage]:
-        return [m for m in self.messages() if m.direction == "received" and m.method == "INVITE"]
+        return self.received("INVITE")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
