@@ -397,12 +397,20 @@ def parse_inventory(text: str, source: str = "inventory") -> Inventory:
     return inventory
 
 
+# 10,000 phones take about 2 MB of TOML; anything far beyond that is a
+# mistake (a wrong file, /dev/zero) and must not be read into memory.
+MAX_INVENTORY_BYTES = 32 * 1024 * 1024
+
+
 def load_inventory(path: str | Path) -> Inventory:
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(MAX_INVENTORY_BYTES + 1)
     except OSError as exc:
         raise InventoryError(str(path), [f"cannot read: {exc.strerror or exc}"]) from None
+    if len(data) > MAX_INVENTORY_BYTES:
+        raise InventoryError(str(path), [f"larger than {MAX_INVENTORY_BYTES // 2**20} MiB: not a phone inventory"])
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -157,6 +157,8 @@ def test_removed_phone_is_reported_not_deleted(site, write_inventory):
     (two_phones().replace('time_zone = "America/New_York"', 'time_zone = "Atlantis/Capital"'),
      "site.time_zone: unknown time zone 'Atlantis/Capital'"),
     (two_phones() + "[[phones\n", "TOML syntax error"),
+    (two_phones() + "# " + "x" * (33 * 2**20) + "\n", "larger than 32 MiB: not a phone inventory"),
+    (two_phones().replace("[site]", "[site]\x00\x01"), "TOML syntax error"),
 ])
 def test_bad_inventory_writes_nothing(site, write_inventory, text, message):
     assert build(site, write_inventory(two_phones())).exit_code == 0
