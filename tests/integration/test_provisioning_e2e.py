@@ -16,7 +16,7 @@ import pytest
 from lxml import etree
 
 from tests.testbed.asterisk import free_port
-from tests.testbed.services import wait_for
+from tests.testbed.services import udp_bound, wait_for
 from tests.testbed.sipp import AnsweringAgent
 
 MAC = "00:19:e8:aa:bb:01"
@@ -85,20 +85,12 @@ def tftp_server(provisioned, tmp_path_factory):
     log = open(tmp_path_factory.mktemp("tftp") / "tftp.log", "wb")
     proc = subprocess.Popen([TELEFEATURES, "tftp", "--root", str(root), "--bind", f"127.0.0.1:{port}"],
                             stdout=log, stderr=subprocess.STDOUT)
-    wait_for(lambda: _udp_bound(port) or proc.poll() is not None, what="telefeatures tftp")
+    wait_for(lambda: udp_bound(port) or proc.poll() is not None, what="telefeatures tftp")
     assert proc.poll() is None
     yield port
     proc.terminate()
     proc.wait(timeout=10)
 
-
-def _udp_bound(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
 
 
 def tftp_get(port: int, name: str, dest: Path) -> bytes:

@@ -30,6 +30,16 @@ def wait_for(predicate, timeout: float = 10, interval: float = 0.1, what: str = 
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def udp_bound(port: int, host: str = "127.0.0.1") -> bool:
+    """Something is bound to this UDP port (a UDP server cannot be probed by connecting)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 def _port_open(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
