@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from tests.support.asterisk_peer import call
-from tests.testbed.services import KEY_PREFIX, FeatureServer, RedisServer
+from tests.testbed.services import FeatureServer, RedisServer
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +38,7 @@ def serve(tmp_path, redis_server):
 
 @pytest.fixture
 def redis_client(redis_server):
-    client = redis_server.client()
-    for key in client.scan_iter(f"{KEY_PREFIX}*"):
-        client.delete(key)
+    client = redis_server.emptied_client()
     yield client
     client.close()
 

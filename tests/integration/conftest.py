@@ -87,8 +87,6 @@ def phone_1001(asterisk, sipp, workdir):
 
 @pytest.fixture
 def state(redis_server):
-    client = redis_server.client()
-    for key in client.scan_iter(f"{KEY_PREFIX}*"):
-        client.delete(key)
+    client = redis_server.emptied_client()
     yield client
     client.close()

@@ -351,12 +351,14 @@ class Asterisk:
         return self.log_path.stat().st_size if self.log_path.exists() else 0
 
 
-def _render(template: str, values: dict[str, str]) -> str:
+def fill_placeholders(template: str, values: dict[str, str], what: str) -> str:
+    """Replace ``@NAME@`` with ``values[NAME]``; a placeholder left unfilled is
+    an error. (Asterisk's own ``${...}`` and sipp's ``[...]`` pass through.)"""
     for key, value in values.items():
         template = template.replace(f"@{key}@", value)
     leftover = re.findall(r"@[A-Z_]+@", template)
     if leftover:
-        raise TestbedError(f"unfilled placeholders in test bed config: {sorted(set(leftover))}")
+        raise TestbedError(f"{what}: no value for {sorted(set(leftover))}")
     return template
 
 
@@ -405,7 +407,7 @@ def prepare(agi_port: int, env: dict | None = None, extra_pjsip: str = "") -> As
         "RTP_END": str(ports.rtp_end), "PHONE_SECRET": ast.phone_secret, "CLASSIC_AGI": classic_agi,
     }
     for template in CONFIG_TEMPLATES.glob("*.conf"):
-        text = _render(template.read_text(), values)
+        text = fill_placeholders(template.read_text(), values, template.name)
         if template.name == "pjsip.conf" and extra_pjsip:
             text += "\n" + extra_pjsip + "\n"
         (run_dir / "etc" / template.name).write_text(text)

@@ -82,6 +82,13 @@ class RedisServer:
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, decode_responses=True, socket_timeout=2)
 
+    def emptied_client(self) -> redis.Redis:
+        """A client, after deleting every telefeatures key of the test prefix."""
+        client = self.client()
+        for key in client.scan_iter(f"{KEY_PREFIX}*"):
+            client.delete(key)
+        return client
+
 
 class FeatureServer:
     """``telefeatures serve`` exactly as a user runs it, as a subprocess."""

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .asterisk import Asterisk, TestbedError, free_port
+from .asterisk import Asterisk, TestbedError, fill_placeholders, free_port
 
 SCENARIOS = Path(__file__).resolve().parent / "sipp"
 _SEPARATOR = re.compile(r"^-{20,} .*$", re.MULTILINE)
@@ -87,13 +87,7 @@ class SippResult:
 def render_scenario(name: str, values: dict[str, str]) -> str:
     """Fill the test's values (``@NAME@``) into a scenario; sipp's own
     ``[keywords]`` stay for sipp."""
-    text = (SCENARIOS / name).read_text()
-    for key, value in values.items():
-        text = text.replace(f"@{key}@", value)
-    leftover = re.findall(r"@[A-Z_]+@", text)
-    if leftover:
-        raise TestbedError(f"{name}: no value for {sorted(set(leftover))}")
-    return text
+    return fill_placeholders((SCENARIOS / name).read_text(), values, name)
 
 
 class SippRunner:
