@@ -1,0 +1,73 @@
+"""Thread-per-call FastAGI (socketserver.ThreadingTCPServer, the model of
+wazo-agid) doing the outbound policy's work with the synchronous Redis client.
+
+    python bench/servers/threaded.py --port 4573 --redis-url redis://127.0.0.1:6379/0
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import socketserver
+import threading
+
+import redis
+
+ALLOWED = b'SET VARIABLE "CALLERID(pres)" "allowed"\n'
+PROHIB = b'SET VARIABLE "CALLERID(pres)" "prohib"\n'
+STATUS_OK = b'SET VARIABLE "TF_STATUS" "OK"\n'
+
+
+class Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024
+    redis: redis.Redis
+    prefix: str
+
+
+class Handler(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        rfile, wfile = self.rfile, self.wfile
+        args = {}
+        for _ in range(256):
+            line = rfile.readline(8194)
+            if not line:
+                return  # closed before the header block ended
+            if line == b"\n":
+                break
+            if line.startswith(b"agi_arg_"):
+                key, _, value = line.rstrip(b"\n").partition(b": ")
+                args[key] = value.decode()
+        ext = args.get(b"agi_arg_1", "")
+        dialed = args.get(b"agi_arg_2", "")
+        blocked = self.server.redis.get(f"{self.server.prefix}ext:{ext}:cidblock") is not None
+        for command in (PROHIB if blocked else ALLOWED, b'SET VARIABLE "TF_DIAL" "%s"\n' % dialed.encode(),
+                        STATUS_OK):
+            wfile.write(command)
+            if not rfile.readline(8194):
+                return
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--redis-url", required=True)
+    parser.add_argument("--key-prefix", default="tf:")
+    opts = parser.parse_args()
+    server = Server(("127.0.0.1", opts.port), Handler)
+    server.redis = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
+        opts.redis_url, max_connections=64, timeout=0.5))
+    server.prefix = opts.key_prefix
+
+    def stop(*_):
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    with server:
+        server.serve_forever(poll_interval=0.2)
+
+
+if __name__ == "__main__":
+    main()
