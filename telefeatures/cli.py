@@ -86,12 +86,13 @@ def serve(obj: dict, host, port, allow_peers, max_sessions, log_format, log_leve
         metrics=metrics_over or None,
     )
     configure_logging(settings.log_level, settings.log_format)
+    from .service import StartupError
     from .service import serve as serve_forever
 
     try:
         code = run_loop(settings, lambda: serve_forever(settings))
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}")
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
     sys.exit(code)
 
 

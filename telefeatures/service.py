@@ -16,20 +16,25 @@ log = logging.getLogger("telefeatures")
 HEALTH_INTERVAL = 5.0
 
 
+class StartupError(Exception):
+    """A listener could not be opened; the message names which and why."""
+
+
 async def watch_redis(backend: StateBackend, health: metrics.Health) -> None:
     """Keep /healthz honest about Redis, and say in the log when it comes and goes."""
     while True:
+        await asyncio.sleep(HEALTH_INTERVAL)
         ok = await backend.ping()
         if ok != health.redis_ok:
             (log.info if ok else log.warning)("Redis is %s", "reachable" if ok else "NOT reachable")
         health.redis_ok = ok
-        await asyncio.sleep(HEALTH_INTERVAL)
 
 
 async def start(settings: Settings) -> tuple[FastAgiServer, StateBackend, asyncio.Task]:
     backend = StateBackend.from_settings(settings)
     health = metrics.Health()
-    if not await backend.ping():
+    health.redis_ok = await backend.ping()
+    if not health.redis_ok:
         # Keep going: outbound calls still get their presentation (on_state_error)
         # and feature codes answer with the error prompt until Redis is back.
         log.warning("Redis is not reachable yet; serving with on_state_error=%s",
@@ -45,14 +50,21 @@ async def start(settings: Settings) -> tuple[FastAgiServer, StateBackend, asynci
         session_timeout=settings.session_timeout,
         health=health,
     )
+    http = None
+    where = f"metrics {settings.metrics.host}:{settings.metrics.port}"
     try:
+        # Metrics first: once the FastAGI port answers, /healthz and /metrics do too.
+        if settings.metrics.enabled:
+            http = metrics.start_http(str(settings.metrics.host), settings.metrics.port, health)
+            log.info("metrics on http://%s:%d/metrics and /healthz", settings.metrics.host,
+                     settings.metrics.port)
+        where = f"FastAGI {settings.host}:{settings.port}"
         await server.start()
-    except OSError:
+    except OSError as exc:
+        if http is not None:
+            http.shutdown()
         await backend.close()
-        raise
-    if settings.metrics.enabled:
-        metrics.start_http(str(settings.metrics.host), settings.metrics.port, health)
-        log.info("metrics on http://%s:%d/metrics and /healthz", settings.metrics.host, settings.metrics.port)
+        raise StartupError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
     watcher = asyncio.create_task(watch_redis(backend, health))
     return server, backend, watcher
 

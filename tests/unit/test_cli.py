@@ -272,8 +272,22 @@ async def test_serve_port_in_use(serve, redis_url):
     async with asyncio.timeout(20):
         out = (await second.proc.stderr.read()).decode()
         assert await second.proc.wait() != 0
-    assert "cannot listen on" in out
+    assert f"cannot listen on FastAGI 127.0.0.1:{first.port}" in out
     assert await first.terminate() == 0
+
+
+async def test_serve_metrics_port_in_use_names_the_metrics_port(serve, redis_url):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = await serve("--redis-url", redis_url, "--metrics", "--metrics-port", str(port), wait=False)
+        async with asyncio.timeout(20):
+            out = (await proc.proc.stderr.read()).decode()
+            assert await proc.proc.wait() != 0
+    assert f"cannot listen on metrics 127.0.0.1:{port}" in out
 
 
 async def test_serve_on_embedded_redis_persists(serve, tmp_path):
