@@ -283,7 +283,8 @@ async def test_serve_metrics_port_in_use_names_the_metrics_port(serve, redis_url
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = await serve("--redis-url", redis_url, "--metrics", "--metrics-port", str(port), wait=False)
+        proc = await serve("--redis-url", redis_url, wait=False,
+                           env={"TELEFEATURES_METRICS__ENABLED": "true", "TELEFEATURES_METRICS__PORT": str(port)})
         async with asyncio.timeout(20):
             out = (await proc.proc.stderr.read()).decode()
             assert await proc.proc.wait() != 0
