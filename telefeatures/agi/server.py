@@ -38,52 +38,167 @@ session_log = logging.getLogger("telefeatures.session")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-class StreamTransport:
-    """One command out, one reply back, over an asyncio stream pair."""
+# StreamReader.readuntil's rule for a line: the newline may sit at most this far in.
+LINE_LIMIT = MAX_LINE_BYTES + 2
 
-    __slots__ = ("_reader", "_writer", "_replies")
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
-        self._reader = reader
-        self._writer = writer
+class AgiConnection(asyncio.Protocol):
+    """The bytes of one FastAGI connection: received data split into lines
+    (capped like Asterisk's own buffer), one command out and its reply back.
+
+    A plain protocol rather than a StreamReader/StreamWriter pair: a session is
+    a header block and a few short exchanges, and lines already received are
+    handed over without a trip through the event loop. Line, end-of-file,
+    reset and flow-control semantics are those of ``readuntil``/``drain``.
+    """
+
+    __slots__ = ("_server", "_transport", "_buffer", "_waiter", "_eof", "_exc", "_lost", "_paused",
+                 "_read_paused", "_drain_waiter", "_replies", "peer")
+
+    def __init__(self, server: FastAgiServer):
+        self._server = server
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future | None = None
+        self._eof = False
+        self._exc: BaseException | None = None
+        self._lost = False
+        self._paused = False
+        self._read_paused = False
+        self._drain_waiter: asyncio.Future | None = None
         self._replies = ReplyReader()
+        self.peer = None
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self.peer = transport.get_extra_info("peername")
+        self._server._admit(self, transport)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        if len(buffer) > 2 * LINE_LIMIT and not self._read_paused:
+            # the session is not reading: stop taking more until it does
+            try:
+                self._transport.pause_reading()
+                self._read_paused = True
+            except NotImplementedError:
+                pass
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake()
+        return True  # keep our side open: the session closes when it is done
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        if exc is None:
+            self._eof = True
+        else:
+            self._exc = exc
+        self._wake()
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            if exc is None:
+                waiter.set_result(None)
+            else:
+                waiter.set_exception(exc)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- reading
+
+    def _take_line(self) -> str | None:
+        """The next complete line, or None until one has arrived."""
+        if self._exc is not None:
+            raise self._exc
+        buffer = self._buffer
+        end = buffer.find(b"\n")
+        if end < 0:
+            if len(buffer) > LINE_LIMIT:
+                raise ProtocolError(f"line longer than {MAX_LINE_BYTES} bytes")
+            if self._eof:
+                raise ChannelHungUp("connection closed")
+            return None
+        if end > LINE_LIMIT:
+            raise ProtocolError(f"line longer than {MAX_LINE_BYTES} bytes")
+        line = decode_line(buffer[:end])
+        del buffer[:end + 1]
+        if self._read_paused and len(buffer) <= LINE_LIMIT:
+            self._read_paused = False
+            self._transport.resume_reading()
+        return line
+
+    async def readline(self) -> str:
+        while True:
+            line = self._take_line()
+            if line is not None:
+                return line
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    async def read_request(self) -> AgiRequest:
+        """Read the header block up to its blank line, within the size limits."""
+        pairs = []
+        total = 0
+        while True:
+            line = self._take_line()
+            if line is None:
+                line = await self.readline()
+            if line == "":
+                return build_request(pairs)
+            total += len(line) + 1
+            if len(pairs) >= MAX_HEADER_LINES or total > MAX_HEADER_BYTES:
+                raise ProtocolError("header block too large")
+            pairs.append(parse_header_line(line))
+
+    # -- the Transport the channel uses
 
     @property
     def hung_up(self) -> bool:
         return self._replies.hung_up
 
     async def execute(self, command: bytes) -> Reply:
-        self._writer.write(command)
-        await self._writer.drain()
+        self._transport.write(command)
+        if self._exc is not None:
+            raise self._exc
+        if self._lost:
+            raise ConnectionResetError("Connection lost")
+        if self._paused:
+            self._drain_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._drain_waiter
+            finally:
+                self._drain_waiter = None
         replies = self._replies
         while True:
-            reply = replies.feed(await read_line(self._reader))
+            line = self._take_line()
+            if line is None:
+                line = await self.readline()
+            reply = replies.feed(line)
             if reply is not None:
                 return reply
 
-
-async def read_line(reader: asyncio.StreamReader) -> str:
-    try:
-        raw = await reader.readuntil(b"\n")
-    except asyncio.IncompleteReadError as exc:
-        raise ChannelHungUp("connection closed") from exc
-    except asyncio.LimitOverrunError as exc:
-        raise ProtocolError(f"line longer than {MAX_LINE_BYTES} bytes") from exc
-    return decode_line(raw)
-
-
-async def read_request(reader: asyncio.StreamReader) -> AgiRequest:
-    """Read the header block up to its blank line, within the size limits."""
-    pairs = []
-    total = 0
-    while True:
-        line = await read_line(reader)
-        if line == "":
-            return build_request(pairs)
-        total += len(line) + 1
-        if len(pairs) >= MAX_HEADER_LINES or total > MAX_HEADER_BYTES:
-            raise ProtocolError("header block too large")
-        pairs.append(parse_header_line(line))
+    def close(self) -> None:
+        self._transport.close()
 
 
 def peer_allowed(peer: object, allowed: Sequence[Network]) -> bool:
@@ -131,9 +246,9 @@ class FastAgiServer:
         return self._server.sockets if self._server else ()
 
     async def start(self) -> None:
-        # The reader limit caps a line at Asterisk's own 8 KB buffer (+ CRLF).
-        self._server = await asyncio.start_server(
-            self._connected, self.host, self.port, limit=MAX_LINE_BYTES + 2, backlog=1024, reuse_address=True
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: AgiConnection(self), self.host, self.port, backlog=1024, reuse_address=True
         )
         if self.port == 0:
             self.port = self._server.sockets[0].getsockname()[1]
@@ -165,31 +280,34 @@ class FastAgiServer:
                 pass
         return cancelled
 
-    async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
+    def _admit(self, conn: AgiConnection, transport: asyncio.Transport) -> None:
+        """Refuse the connection at once, or start its session."""
+        peer = conn.peer
         if not peer_allowed(peer, self.allow_peers):
             metrics.REJECTED.labels("peer").inc()
             log.warning("refused connection from %s: not in allow_peers", peer[0] if peer else peer)
-            writer.transport.abort()
+            transport.abort()
             return
         if len(self._sessions) >= self.max_sessions or not self.health.accepting:
             # Closing at once makes Asterisk continue its dialplan with no
             # TF_STATUS, i.e. the fallback path, rather than wait on us.
             metrics.REJECTED.labels("busy").inc()
             log.warning("refused connection from %s: %d sessions active", peer[0], len(self._sessions))
-            writer.transport.abort()
+            transport.abort()
             return
-        task = asyncio.current_task()
+        task = asyncio.get_running_loop().create_task(self._connected(conn, peer))
         self._sessions.add(task)
+        task.add_done_callback(self._sessions.discard)
+
+    async def _connected(self, conn: AgiConnection, peer) -> None:
         metrics.ACTIVE.inc()
         try:
-            await self._session(reader, writer, peer)
+            await self._session(conn, peer)
         finally:
-            self._sessions.discard(task)
             metrics.ACTIVE.dec()
-            writer.close()
+            conn.close()
 
-    async def _session(self, reader, writer, peer) -> None:
+    async def _session(self, conn: AgiConnection, peer) -> None:
         started = time.perf_counter()
         route = "-"
         extension = None
@@ -199,13 +317,13 @@ class FastAgiServer:
         try:
             async with asyncio.timeout(self.session_timeout):
                 async with asyncio.timeout(self.header_timeout):
-                    request = await read_request(reader)
+                    request = await conn.read_request()
                 route = request.route
                 uniqueid = request.uniqueid
                 if route in self.app.routes:
                     # known before the route runs, so a hangup or timeout is logged with it
                     extension = extension_of(request)
-                channel = AgiChannel(request, StreamTransport(reader, writer))
+                channel = AgiChannel(request, conn)
                 extension, outcome = await self.app.handle(channel, route)
                 status, reason = outcome.status.value, outcome.reason
         except ChannelHungUp:
