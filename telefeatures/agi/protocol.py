@@ -31,7 +31,7 @@ MAX_HEADER_BYTES = 64 * 1024
 # A 520 usage text is a few dozen lines; anything much longer is not Asterisk.
 MAX_USAGE_LINES = 200
 
-_HEADER_KEY = re.compile(r"agi_[a-z0-9_]{1,64}", re.ASCII)
+_HEADER_LINE = re.compile(r"(agi_[a-z0-9_]{1,64}):(?: ?)(.*)", re.ASCII | re.DOTALL)
 _ARG_KEY = re.compile(r"agi_arg_([1-9][0-9]{0,2})", re.ASCII)
 _VERB = re.compile(r"[A-Z]+(?: [A-Z]+)*", re.ASCII)
 _REPLY_200 = re.compile(
@@ -40,6 +40,8 @@ _REPLY_200 = re.compile(
 )
 _REPLY_CODE = re.compile(r"(?P<code>[1-5][0-9]{2})(?P<sep>[ -])(?P<text>.*)", re.ASCII | re.DOTALL)
 _FORBIDDEN_IN_ARGS = ("\r", "\n", "\x00")
+# A script that urlsplit() would return unchanged as its path.
+_PLAIN_SCRIPT = re.compile(r"(?!//)[A-Za-z0-9_./-]*", re.ASCII)
 
 
 class ProtocolError(ValueError):
@@ -106,6 +108,8 @@ class AgiRequest:
 
 def split_script(script: str) -> tuple[str, dict[str, str]]:
     """``"outbound?x=1"`` -> ``("outbound", {"x": "1"})``."""
+    if _PLAIN_SCRIPT.fullmatch(script):
+        return script.strip("/"), {}
     parts = urlsplit(script)
     route = parts.path.strip("/")
     return route, dict(parse_qsl(parts.query, keep_blank_values=True))
@@ -117,12 +121,10 @@ def parse_header_line(line: str) -> tuple[str, str]:
     The value keeps everything after the single separating space, including
     further colons and spaces; Asterisk does not escape it.
     """
-    key, sep, value = line.partition(":")
-    if not sep or not _HEADER_KEY.fullmatch(key):
+    m = _HEADER_LINE.fullmatch(line)
+    if m is None:
         raise ProtocolError(f"not an AGI header line: {line[:80]!r}")
-    if value.startswith(" "):
-        value = value[1:]
-    return key, value
+    return m.group(1, 2)
 
 
 def build_request(pairs: Iterable[tuple[str, str]]) -> AgiRequest:
@@ -134,9 +136,10 @@ def build_request(pairs: Iterable[tuple[str, str]]) -> AgiRequest:
     env: dict[str, str] = {}
     numbered: dict[int, str] = {}
     for key, value in pairs:
-        m = _ARG_KEY.fullmatch(key)
-        if m:
-            numbered[int(m.group(1))] = value
+        if key.startswith("agi_arg_"):
+            m = _ARG_KEY.fullmatch(key)
+            if m:
+                numbered[int(m.group(1))] = value
         env[key] = value
     if numbered and sorted(numbered) != list(range(1, len(numbered) + 1)):
         raise ProtocolError("AGI arguments are not numbered 1..N")
