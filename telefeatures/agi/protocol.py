@@ -178,17 +178,24 @@ def quote(arg: object) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+_CHECKED_VERBS: set[str] = set()  # verbs already found valid (telefeatures uses a handful)
+
+
 def encode_command(verb: str, *args: object) -> bytes:
     """Encode one AGI command line, e.g. ``encode_command("SET VARIABLE", "A", "b")``.
 
     The verb must be plain upper-case words; every argument goes through
     :func:`quote`. This is the only way telefeatures builds a command.
     """
-    if not _VERB.fullmatch(verb):
-        raise UnsafeArgument(f"not an AGI command verb: {verb[:40]!r}")
-    parts = [verb, *(quote(a) for a in args)]
-    line = " ".join(parts) + "\n"
-    data = line.encode("utf-8")
+    if verb not in _CHECKED_VERBS:
+        if not _VERB.fullmatch(verb):
+            raise UnsafeArgument(f"not an AGI command verb: {verb[:40]!r}")
+        if len(_CHECKED_VERBS) < 64:
+            _CHECKED_VERBS.add(verb)
+    line = verb
+    for arg in args:
+        line += " " + quote(arg)
+    data = (line + "\n").encode("utf-8")
     if len(data) > MAX_LINE_BYTES:
         raise UnsafeArgument("command longer than Asterisk's 8 KB line buffer")
     return data
@@ -250,8 +257,25 @@ class Reply:
             return None
 
 
+# Replies are immutable, and a few lines ("200 result=1", "200 result=0
+# endpos=16000"...) make up nearly all of them: short ones are parsed once.
+_REPLY_CACHE: dict[str, Reply] = {}
+_REPLY_CACHE_SIZE = 256
+_REPLY_CACHE_LINE = 48
+
+
 def parse_reply_line(line: str) -> Reply:
     """Parse a single-line reply (200, 510, 511, or a one-line 520)."""
+    reply = _REPLY_CACHE.get(line)
+    if reply is not None:
+        return reply
+    reply = _parse_reply_line(line)
+    if len(line) <= _REPLY_CACHE_LINE and len(_REPLY_CACHE) < _REPLY_CACHE_SIZE:
+        _REPLY_CACHE[line] = reply
+    return reply
+
+
+def _parse_reply_line(line: str) -> Reply:
     if line.startswith("200 "):
         m = _REPLY_200.fullmatch(line)
         if not m:
