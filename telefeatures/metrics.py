@@ -20,6 +20,20 @@ ACTIVE = Gauge("telefeatures_active_sessions", "AGI sessions in progress")
 REDIS_ERRORS = Counter("telefeatures_redis_errors_total", "Redis operations that failed")
 REJECTED = Counter("telefeatures_rejected_connections_total", "Connections closed at once", ["reason"])
 
+# (route, status) -> the labelled SESSIONS and SESSION_SECONDS children; both
+# labels come from short fixed lists, so this stays small.
+_session_children: dict[tuple[str, str], tuple] = {}
+
+
+def session_finished(route: str, status: str, seconds: float) -> None:
+    """Count one finished AGI session and observe its duration."""
+    children = _session_children.get((route, status))
+    if children is None:
+        children = (SESSIONS.labels(route, status), SESSION_SECONDS.labels(route))
+        _session_children[(route, status)] = children
+    children[0].inc()
+    children[1].observe(seconds)
+
 
 class Health:
     """What /healthz reports; written by the event loop, read by the HTTP thread."""

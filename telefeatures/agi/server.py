@@ -352,9 +352,11 @@ class FastAgiServer:
         reason = ""
         uniqueid = ""
         try:
-            async with asyncio.timeout(self.session_timeout):
-                async with asyncio.timeout(self.header_timeout):
-                    request = await conn.read_request()
+            # One timer for both limits: the header deadline first, then the session's.
+            opened = asyncio.get_running_loop().time()
+            async with asyncio.timeout_at(opened + min(self.header_timeout, self.session_timeout)) as limit:
+                request = await conn.read_request()
+                limit.reschedule(opened + self.session_timeout)
                 route = request.route
                 uniqueid = request.uniqueid
                 if route in self.app.routes:
@@ -387,8 +389,7 @@ class FastAgiServer:
                 route_label = "-" if route == "-" else "unknown"
             else:
                 route_label = route
-            metrics.SESSIONS.labels(route_label, status).inc()
-            metrics.SESSION_SECONDS.labels(route_label).observe(elapsed)
+            metrics.session_finished(route_label, status, elapsed)
             session_log.info(
                 "route=%s ext=%s status=%s reason=%s ms=%.1f peer=%s uniqueid=%s",
                 route[:64], extension or "-", status, reason or "-", elapsed * 1000, peer[0], uniqueid[:40] or "-",
