@@ -14,6 +14,12 @@ def configure_logging(level: str = "INFO", fmt: str = "text", stream=None) -> No
         handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # Neither format shows the caller, thread or process of a record: do not
+    # look them up for every record (one per AGI session).
+    logging._srcfile = None  # noqa: SLF001 - the logging module's own switch for findCaller()
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
