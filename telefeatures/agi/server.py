@@ -238,6 +238,62 @@ class AgiConnection(asyncio.Protocol):
         self._transport.close()
 
 
+class SessionDeadlines:
+    """The header and session deadlines of every open session, on one timer.
+
+    Each session runs inside an ``asyncio.timeout(None)`` (no timer of its
+    own); when one of its deadlines passes, the timer reschedules that timeout
+    to now and asyncio cancels the session exactly as a timeout of its own
+    would. Every session gets the same two limits, so the deadlines of each
+    kind arrive in order: two insertion-ordered dicts, one timer at the
+    earliest deadline, and per session two dict entries instead of two timers.
+    """
+
+    __slots__ = ("_header", "_session", "_timer")
+
+    def __init__(self) -> None:
+        self._header: dict[asyncio.Timeout, float] = {}
+        self._session: dict[asyncio.Timeout, float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, limit: asyncio.Timeout, header_deadline: float, session_deadline: float) -> None:
+        self._header[limit] = header_deadline
+        self._session[limit] = session_deadline
+        if self._timer is None:
+            self._arm(min(header_deadline, session_deadline))
+
+    def header_read(self, limit: asyncio.Timeout) -> None:
+        self._header.pop(limit, None)
+
+    def discard(self, limit: asyncio.Timeout) -> None:
+        self._header.pop(limit, None)
+        self._session.pop(limit, None)
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _arm(self, when: float) -> None:
+        self._timer = asyncio.get_running_loop().call_at(when, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        now = asyncio.get_running_loop().time()
+        earliest = None
+        for due in (self._header, self._session):
+            while due:
+                limit, deadline = next(iter(due.items()))
+                if deadline > now:
+                    if earliest is None or deadline < earliest:
+                        earliest = deadline
+                    break
+                self.discard(limit)
+                limit.reschedule(now)  # asyncio cancels the session: TimeoutError
+        if earliest is not None:
+            self._arm(earliest)
+
+
 def peer_allowed(peer: object, allowed: Sequence[Network]) -> bool:
     if not isinstance(peer, tuple) or not peer:
         return False  # e.g. a Unix socket peer: not configured, not allowed
@@ -273,6 +329,7 @@ class FastAgiServer:
         self.health = health or metrics.Health()
         self._server: asyncio.base_events.Server | None = None
         self._sessions: set[asyncio.Task] = set()
+        self._deadlines = SessionDeadlines()
 
     @property
     def active_sessions(self) -> int:
@@ -315,6 +372,7 @@ class FastAgiServer:
                 await asyncio.wait_for(self._server.wait_closed(), timeout=1.0)
             except TimeoutError:
                 pass
+        self._deadlines.cancel()
         return cancelled
 
     def _admit(self, conn: AgiConnection, transport: asyncio.Transport) -> None:
@@ -352,19 +410,23 @@ class FastAgiServer:
         reason = ""
         uniqueid = ""
         try:
-            # One timer for both limits: the header deadline first, then the session's.
             opened = asyncio.get_running_loop().time()
-            async with asyncio.timeout_at(opened + min(self.header_timeout, self.session_timeout)) as limit:
-                request = await conn.read_request()
-                limit.reschedule(opened + self.session_timeout)
-                route = request.route
-                uniqueid = request.uniqueid
-                if route in self.app.routes:
-                    # known before the route runs, so a hangup or timeout is logged with it
-                    extension = extension_of(request)
-                channel = AgiChannel(request, conn)
-                extension, outcome = await self.app.handle(channel, route)
-                status, reason = outcome.status.value, outcome.reason
+            async with asyncio.timeout(None) as limit:  # expired by self._deadlines
+                deadlines = self._deadlines
+                deadlines.add(limit, opened + self.header_timeout, opened + self.session_timeout)
+                try:
+                    request = await conn.read_request()
+                    deadlines.header_read(limit)
+                    route = request.route
+                    uniqueid = request.uniqueid
+                    if route in self.app.routes:
+                        # known before the route runs, so a hangup or timeout is logged with it
+                        extension = extension_of(request)
+                    channel = AgiChannel(request, conn)
+                    extension, outcome = await self.app.handle(channel, route)
+                    status, reason = outcome.status.value, outcome.reason
+                finally:
+                    deadlines.discard(limit)
         except ChannelHungUp:
             status, reason = "HANGUP", reason or "hangup"
         except TimeoutError:
