@@ -330,6 +330,9 @@ class FastAgiServer:
         self._server: asyncio.base_events.Server | None = None
         self._sessions: set[asyncio.Task] = set()
         self._deadlines = SessionDeadlines()
+        # peer address -> allowed?, for the allow_peers it was worked out for
+        self._peer_cache: dict[str, bool] = {}
+        self._peer_cache_for: tuple = self.allow_peers
 
     @property
     def active_sessions(self) -> int:
@@ -375,10 +378,26 @@ class FastAgiServer:
         self._deadlines.cancel()
         return cancelled
 
+    def _peer_allowed(self, peer: object) -> bool:
+        """:func:`peer_allowed`, remembered per address (Asterisk connects
+        from a handful of addresses; at most 1024 are kept)."""
+        if not isinstance(peer, tuple) or not peer or not isinstance(peer[0], str):
+            return peer_allowed(peer, self.allow_peers)
+        if self._peer_cache_for is not self.allow_peers:
+            self._peer_cache = {}
+            self._peer_cache_for = self.allow_peers
+        allowed = self._peer_cache.get(peer[0])
+        if allowed is None:
+            allowed = peer_allowed(peer, self.allow_peers)
+            if len(self._peer_cache) >= 1024:
+                self._peer_cache.clear()
+            self._peer_cache[peer[0]] = allowed
+        return allowed
+
     def _admit(self, conn: AgiConnection, transport: asyncio.Transport) -> None:
         """Refuse the connection at once, or start its session."""
         peer = conn.peer
-        if not peer_allowed(peer, self.allow_peers):
+        if not self._peer_allowed(peer):
             metrics.REJECTED.labels("peer").inc()
             log.warning("refused connection from %s: not in allow_peers", peer[0] if peer else peer)
             transport.abort()
