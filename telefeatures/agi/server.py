@@ -50,10 +50,16 @@ class AgiConnection(asyncio.Protocol):
     a header block and a few short exchanges, and lines already received are
     handed over without a trip through the event loop. Line, end-of-file,
     reset and flow-control semantics are those of ``readuntil``/``drain``.
+
+    Header lines are parsed as they arrive (Asterisk writes the block in a few
+    pieces), with the same limits and in the same order as reading them one by
+    one; the session is woken once, when the block is complete or a line is
+    refused.
     """
 
     __slots__ = ("_server", "_transport", "_buffer", "_waiter", "_eof", "_exc", "_lost", "_paused",
-                 "_read_paused", "_drain_waiter", "_replies", "peer")
+                 "_read_paused", "_drain_waiter", "_replies", "peer", "_header", "_header_bytes", "_request",
+                 "_header_error")
 
     def __init__(self, server: FastAgiServer):
         self._server = server
@@ -68,6 +74,10 @@ class AgiConnection(asyncio.Protocol):
         self._drain_waiter: asyncio.Future | None = None
         self._replies = ReplyReader()
         self.peer = None
+        self._header: list[tuple[str, str]] | None = []  # pairs so far; None once the block is read
+        self._header_bytes = 0
+        self._request: AgiRequest | None = None
+        self._header_error: Exception | None = None
 
     # -- asyncio.Protocol
 
@@ -79,6 +89,10 @@ class AgiConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         buffer = self._buffer
         buffer += data
+        header_done = True
+        if self._header is not None:
+            self._feed_header()
+            header_done = self._header is None
         if len(buffer) > 2 * LINE_LIMIT and not self._read_paused:
             # the session is not reading: stop taking more until it does
             try:
@@ -86,7 +100,8 @@ class AgiConnection(asyncio.Protocol):
                 self._read_paused = True
             except NotImplementedError:
                 pass
-        self._wake()
+        if header_done:
+            self._wake()
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -183,29 +198,56 @@ class AgiConnection(asyncio.Protocol):
             lines = [line[:-1] if line.endswith("\r") else line for line in lines]
         return lines
 
-    async def read_request(self) -> AgiRequest:
-        """Read the header block up to its blank line, within the size limits."""
-        pairs = []
-        total = 0
-        while True:
+    def _feed_header(self) -> None:
+        """Parse the header lines received so far, in order, with the limits
+        of reading them one by one; the request or the first error is kept
+        for :meth:`read_request`."""
+        pairs = self._header
+        try:
             if not pairs:
                 block = self._take_header_block()
                 if block is not None:
+                    total = 0
                     for line in block:
                         total += len(line) + 1
                         if len(pairs) >= MAX_HEADER_LINES or total > MAX_HEADER_BYTES:
                             raise ProtocolError("header block too large")
                         pairs.append(parse_header_line(line))
-                    return build_request(pairs)
-            line = self._take_line()
-            if line is None:
-                line = await self.readline()
-            if line == "":
-                return build_request(pairs)
-            total += len(line) + 1
-            if len(pairs) >= MAX_HEADER_LINES or total > MAX_HEADER_BYTES:
-                raise ProtocolError("header block too large")
-            pairs.append(parse_header_line(line))
+                    self._header = None
+                    self._request = build_request(pairs)
+                    return
+            while True:
+                line = self._take_line()
+                if line is None:
+                    return
+                if line == "":
+                    self._header = None
+                    self._request = build_request(pairs)
+                    return
+                self._header_bytes += len(line) + 1
+                if len(pairs) >= MAX_HEADER_LINES or self._header_bytes > MAX_HEADER_BYTES:
+                    raise ProtocolError("header block too large")
+                pairs.append(parse_header_line(line))
+        except Exception as exc:  # noqa: BLE001 - raised again in the session by read_request
+            self._header = None
+            self._header_error = exc
+
+    async def read_request(self) -> AgiRequest:
+        """The header block up to its blank line, within the size limits."""
+        while True:
+            if self._exc is not None:
+                raise self._exc
+            if self._header_error is not None:
+                raise self._header_error
+            if self._request is not None:
+                return self._request
+            if self._eof:
+                raise ChannelHungUp("connection closed")
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
 
     # -- the Transport the channel uses
 
