@@ -1,0 +1,218 @@
+"""The outbound policy through a real Asterisk: FastAGI + Redis against the pure-dialplan AstDB recipe.
+
+    python bench/asterisk_bench.py                  # 3 rounds x 2,000 calls per path
+    python bench/asterisk_bench.py --calls 500 --rounds 1 --asterisk-log off
+
+Starts a Debian ``redis-server``, ``telefeatures serve`` (as shipped, its
+session log to a file) and a test-bed Asterisk 22 (tests/testbed/asterisk.py),
+then originates calls over AMI: ``Local/5552345678@bench-outbound`` runs the
+shipped dialplan's tf-agi subroutine, i.e. the outbound policy through our
+FastAGI server keyed by CALLERID(num); ``Local/5552345678@legacy-outbound``
+runs the old AstDB recipe. Caller IDs alternate between 1000 (not blocked)
+and 2000 (blocked in both Redis and AstDB).
+
+Each call is a synchronous AMI Originate on one of ``--window`` AMI sessions
+(events off), so at most that many calls are in progress; the Local channel
+is never answered, so Originate answers "failed" once the dialplan has run
+and hung up: that is the completion. Rounds alternate between the two paths
+after a warm-up of each. Reported per path: calls/s, the asterisk process's
+CPU time (utime+stime from /proc) per call, and for the FastAGI path also the
+feature server's and Redis's. The session log must show one OK outbound
+session per FastAGI call. Asterisk is always stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+for path in (str(ROOT), str(BENCH)):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+import redis  # noqa: E402
+
+from agi_bench import KEY_PREFIX, Process, free_port, machine, server_command, start_redis  # noqa: E402
+from telefeatures.ami import AmiClient, AmiSettings  # noqa: E402
+
+PATHS = {"fastagi": "bench-outbound", "dialplan": "legacy-outbound"}
+CALLERS = ("1000", "2000")  # 2000 has caller-ID blocking on
+
+
+@dataclass
+class Result:
+    path: str
+    calls: int = 0
+    wall: float = 0.0
+    failed: int = 0
+    asterisk_cpu: float = 0.0
+    server_cpu: float = 0.0
+    redis_cpu: float = 0.0
+    messages: dict = field(default_factory=dict)
+
+
+def cpu(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return t.user + t.system
+
+
+async def originate_many(clients: list[AmiClient], context: str, calls: int, number: str) -> tuple[int, dict]:
+    """``calls`` synchronous originates spread over the AMI sessions; returns
+    (failures, unexpected messages). "Originate failed" is the expected answer
+    for a Local channel whose dialplan ran and hung up without answering."""
+    nxt = 0
+    failed = 0
+    messages: dict[str, int] = {}
+
+    async def worker(ami: AmiClient) -> None:
+        nonlocal nxt, failed
+        while nxt < calls:
+            n = nxt
+            nxt += 1
+            result = await ami.send({
+                "Action": "Originate", "Channel": f"Local/{number}@{context}",
+                "CallerID": f'"Bench" <{CALLERS[n % len(CALLERS)]}>', "Application": "Wait", "Data": "0",
+                "Async": "false", "Timeout": "10000",
+            })
+            if result.message != "Originate failed":
+                failed += 1
+                messages[result.message] = messages.get(result.message, 0) + 1
+
+    await asyncio.gather(*(worker(c) for c in clients))
+    return failed, messages
+
+
+def session_lines(log_path: Path) -> int:
+    text = log_path.read_text(errors="replace")
+    return sum(1 for line in text.splitlines() if " route=outbound " in line and " status=OK " in line)
+
+
+async def run(opts, ast, server: Process, redis_proc: Process) -> list[Result]:
+    settings = AmiSettings(host="127.0.0.1", port=ast.ports.ami, username=ast.ami_user, secret=ast.ami_secret,
+                           timeout=30)
+    clients = [AmiClient(settings) for _ in range(opts.window)]
+    for client in clients:
+        await client.connect()
+    asterisk = psutil.Process(ast.process.pid)
+    results = {name: Result(name) for name in opts.paths}
+    agi_calls = 0
+    try:
+        for name in opts.paths:  # warm-up
+            failed, messages = await originate_many(clients, PATHS[name], opts.warmup, opts.number)
+            if failed:
+                raise SystemExit(f"warm-up of {name} failed: {messages}")
+            agi_calls += opts.warmup if name == "fastagi" else 0
+        for _ in range(opts.rounds):
+            for name in opts.paths:
+                r = results[name]
+                a0, s0, k0 = cpu(asterisk), server.cpu(), redis_proc.cpu()
+                started = time.perf_counter()
+                failed, messages = await originate_many(clients, PATHS[name], opts.calls, opts.number)
+                r.wall += time.perf_counter() - started
+                a1, s1, k1 = cpu(asterisk), server.cpu(), redis_proc.cpu()
+                r.calls += opts.calls
+                r.failed += failed
+                for key, count in messages.items():
+                    r.messages[key] = r.messages.get(key, 0) + count
+                r.asterisk_cpu += a1 - a0
+                if name == "fastagi":
+                    r.server_cpu += s1 - s0
+                    r.redis_cpu += k1 - k0
+                    agi_calls += opts.calls
+                print(f"# {name:8} {opts.calls} calls {opts.calls / (time.perf_counter() - started):7.0f}/s "
+                      f"asterisk {(a1 - a0) / opts.calls * 1e6:6.0f} us/call", file=sys.stderr, flush=True)
+    finally:
+        for client in clients:
+            client.close()
+    await asyncio.sleep(0.2)
+    seen = session_lines(server.log_path)
+    if "fastagi" in results and seen != agi_calls:
+        results["fastagi"].messages[f"{seen} OK session log lines for {agi_calls} calls"] = agi_calls - seen
+        results["fastagi"].failed += abs(agi_calls - seen)
+    return list(results.values())
+
+
+def report(results: list[Result], opts, info: str) -> str:
+    out = [f"Machine: {machine()}", info,
+           f"{opts.rounds} rounds x {opts.calls} calls per path (after {opts.warmup} warm-up), "
+           f"{opts.window} calls in progress at most, Asterisk file log {opts.asterisk_log}.", "",
+           "| path | calls | calls/s | failed | asterisk CPU us/call | feature server CPU us/call "
+           "| redis CPU us/call | total CPU us/call |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        n = max(r.calls, 1)
+        total = r.asterisk_cpu + r.server_cpu + r.redis_cpu
+        label = f"{r.path} ({PATHS[r.path]})"
+        out.append(f"| {label} | {r.calls} | {r.calls / r.wall:.0f} | {r.failed} | {r.asterisk_cpu / n * 1e6:.0f} "
+                   f"| {r.server_cpu / n * 1e6:.0f} | {r.redis_cpu / n * 1e6:.0f} | {total / n * 1e6:.0f} |")
+    by = {r.path: r for r in results}
+    if "fastagi" in by and "dialplan" in by:
+        f, d = by["fastagi"], by["dialplan"]
+        rate = (f.calls / f.wall) / (d.calls / d.wall)
+        out += ["", f"FastAGI / pure dialplan: calls/s {rate:.2f}x (target >= 0.8: {'met' if rate >= 0.8 else 'MISSED'}), "
+                    f"Asterisk CPU per call {(f.asterisk_cpu / f.calls) / (d.asterisk_cpu / d.calls):.2f}x"]
+    for r in results:
+        if r.messages:
+            out.append(f"unexpected answers on {r.path}: {r.messages}")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="Outbound policy through a real Asterisk: FastAGI vs pure dialplan.")
+    p.add_argument("--calls", type=int, default=2000, help="measured calls per path and round")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=200)
+    p.add_argument("--window", type=int, default=16, help="calls in progress at most (one AMI session each)")
+    p.add_argument("--number", default="5552345678", help="the dialed number")
+    p.add_argument("--event-loop", choices=["asyncio", "uvloop"], default="uvloop",
+                   help="the feature server's event loop")
+    p.add_argument("--asterisk-log", choices=["on", "off"], default="on",
+                   help="off: remove the test bed's verbose file log channel for the run")
+    p.add_argument("--paths", default="fastagi,dialplan")
+    opts = p.parse_args(argv)
+    opts.paths = [x for x in opts.paths.split(",") if x]
+    from tests.testbed.asterisk import prepare, remove_run_dir
+
+    with tempfile.TemporaryDirectory(prefix="asterisk-bench-") as tmp:
+        workdir = Path(tmp)
+        redis_proc, url = start_redis(workdir)
+        server = ast = None
+        try:
+            with redis.Redis.from_url(url) as client:
+                client.set(f"{KEY_PREFIX}ext:2000:cidblock", "1")
+            port = free_port()
+            server = Process(f"tf-{opts.event_loop}", server_command(f"tf-{opts.event_loop}", port, url), port,
+                             workdir).start()
+            ast = prepare(port, {})
+            try:
+                ast.start()
+                ast.cli("database put CIDBlock 2000 1")
+                if opts.asterisk_log == "off":
+                    ast.cli(f"logger remove channel {ast.log_path.as_posix().replace(str(ast.run_dir), ast.inside)}")
+                version = ast.cli("core show version").strip().split("\n")[0]
+                info = f"{version} ({ast.source}); feature server: telefeatures serve --event-loop {opts.event_loop}"
+                results = asyncio.run(run(opts, ast, server, redis_proc))
+            finally:
+                with contextlib.suppress(Exception):
+                    ast.stop()
+                remove_run_dir(ast)
+        finally:
+            if server is not None:
+                server.stop()
+            redis_proc.stop()
+    print(report(results, opts, info))
+    return 1 if any(r.failed for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
