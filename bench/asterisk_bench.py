@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shutil
 import sys
 import tempfile
 import time
@@ -45,13 +46,15 @@ import redis  # noqa: E402
 from agi_bench import KEY_PREFIX, Process, free_port, machine, server_command, start_redis  # noqa: E402
 from telefeatures.ami import AmiClient, AmiSettings  # noqa: E402
 
-PATHS = {"fastagi": "bench-outbound", "dialplan": "legacy-outbound"}
 CALLERS = ("1000", "2000")  # 2000 has caller-ID blocking on
+FASTAGI_CONTEXT = "bench-outbound"
+DIALPLAN_CONTEXT = "legacy-outbound"
+SERVER_NAMES = {"tf": "telefeatures serve", "floor": "bench/servers/floor.py"}
 
 
 @dataclass
 class Result:
-    path: str
+    path: str  # "fastagi:tf", "fastagi:floor" or "dialplan"
     calls: int = 0
     wall: float = 0.0
     failed: int = 0
@@ -59,6 +62,14 @@ class Result:
     server_cpu: float = 0.0
     redis_cpu: float = 0.0
     messages: dict = field(default_factory=dict)
+
+    @property
+    def context(self) -> str:
+        return DIALPLAN_CONTEXT if self.path == "dialplan" else FASTAGI_CONTEXT
+
+    @property
+    def server(self) -> str | None:
+        return self.path.split(":", 1)[1] if self.path.startswith("fastagi:") else None
 
 
 def cpu(proc: psutil.Process) -> float:
@@ -97,70 +108,93 @@ def session_lines(log_path: Path) -> int:
     return sum(1 for line in text.splitlines() if " route=outbound " in line and " status=OK " in line)
 
 
-async def run(opts, ast, server: Process, redis_proc: Process) -> list[Result]:
+async def run(opts, ast, servers: dict[str, Process], redis_proc: Process) -> list[Result]:
     settings = AmiSettings(host="127.0.0.1", port=ast.ports.ami, username=ast.ami_user, secret=ast.ami_secret,
                            timeout=30)
     clients = [AmiClient(settings) for _ in range(opts.window)]
     for client in clients:
         await client.connect()
     asterisk = psutil.Process(ast.process.pid)
-    results = {name: Result(name) for name in opts.paths}
-    agi_calls = 0
+    paths = [f"fastagi:{name}" for name in servers] + (["dialplan"] if opts.dialplan else [])
+    results = {path: Result(path) for path in paths}
+    tf_calls = 0
+
+    async def point_at(r: Result) -> None:
+        # the shipped dialplan reaches the server through the TF_AGI global
+        if r.server is not None:
+            url = f"agi://127.0.0.1:{servers[r.server].port}"
+            answer = await clients[0].send({"Action": "Setvar", "Variable": "TF_AGI", "Value": url})
+            if not answer.ok:
+                raise SystemExit(f"cannot set TF_AGI: {answer.message}")
+
     try:
-        for name in opts.paths:  # warm-up
-            failed, messages = await originate_many(clients, PATHS[name], opts.warmup, opts.number)
+        for r in results.values():  # warm-up
+            await point_at(r)
+            failed, messages = await originate_many(clients, r.context, opts.warmup, opts.number)
             if failed:
-                raise SystemExit(f"warm-up of {name} failed: {messages}")
-            agi_calls += opts.warmup if name == "fastagi" else 0
+                raise SystemExit(f"warm-up of {r.path} failed: {messages}")
+            tf_calls += opts.warmup if r.server == "tf" else 0
         for _ in range(opts.rounds):
-            for name in opts.paths:
-                r = results[name]
-                a0, s0, k0 = cpu(asterisk), server.cpu(), redis_proc.cpu()
+            for r in results.values():
+                await point_at(r)
+                server = servers.get(r.server)
+                a0, k0 = cpu(asterisk), redis_proc.cpu()
+                s0 = server.cpu() if server else 0.0
                 started = time.perf_counter()
-                failed, messages = await originate_many(clients, PATHS[name], opts.calls, opts.number)
-                r.wall += time.perf_counter() - started
-                a1, s1, k1 = cpu(asterisk), server.cpu(), redis_proc.cpu()
+                failed, messages = await originate_many(clients, r.context, opts.calls, opts.number)
+                wall = time.perf_counter() - started
+                a1, k1 = cpu(asterisk), redis_proc.cpu()
+                s1 = server.cpu() if server else 0.0
+                r.wall += wall
                 r.calls += opts.calls
                 r.failed += failed
                 for key, count in messages.items():
                     r.messages[key] = r.messages.get(key, 0) + count
                 r.asterisk_cpu += a1 - a0
-                if name == "fastagi":
+                if server:
                     r.server_cpu += s1 - s0
                     r.redis_cpu += k1 - k0
-                    agi_calls += opts.calls
-                print(f"# {name:8} {opts.calls} calls {opts.calls / (time.perf_counter() - started):7.0f}/s "
+                tf_calls += opts.calls if r.server == "tf" else 0
+                print(f"# {r.path:14} {opts.calls} calls {opts.calls / wall:7.0f}/s "
                       f"asterisk {(a1 - a0) / opts.calls * 1e6:6.0f} us/call", file=sys.stderr, flush=True)
     finally:
         for client in clients:
             client.close()
     await asyncio.sleep(0.2)
-    seen = session_lines(server.log_path)
-    if "fastagi" in results and seen != agi_calls:
-        results["fastagi"].messages[f"{seen} OK session log lines for {agi_calls} calls"] = agi_calls - seen
-        results["fastagi"].failed += abs(agi_calls - seen)
+    if "tf" in servers:
+        seen = session_lines(servers["tf"].log_path)
+        if seen != tf_calls:
+            r = results["fastagi:tf"]
+            r.messages[f"{seen} OK session log lines for {tf_calls} calls"] = abs(tf_calls - seen)
+            r.failed += abs(tf_calls - seen)
     return list(results.values())
 
 
 def report(results: list[Result], opts, info: str) -> str:
     out = [f"Machine: {machine()}", info,
            f"{opts.rounds} rounds x {opts.calls} calls per path (after {opts.warmup} warm-up), "
-           f"{opts.window} calls in progress at most, Asterisk file log {opts.asterisk_log}.", "",
-           "| path | calls | calls/s | failed | asterisk CPU us/call | feature server CPU us/call "
+           f"{opts.window} calls in progress at most, Asterisk verbose file log {opts.asterisk_log}.", "",
+           "| path | calls | calls/s | failed | asterisk CPU us/call | FastAGI server CPU us/call "
            "| redis CPU us/call | total CPU us/call |",
            "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         n = max(r.calls, 1)
         total = r.asterisk_cpu + r.server_cpu + r.redis_cpu
-        label = f"{r.path} ({PATHS[r.path]})"
+        label = f"{r.context} via {SERVER_NAMES[r.server]}" if r.server else f"{r.context} (AstDB dialplan)"
         out.append(f"| {label} | {r.calls} | {r.calls / r.wall:.0f} | {r.failed} | {r.asterisk_cpu / n * 1e6:.0f} "
                    f"| {r.server_cpu / n * 1e6:.0f} | {r.redis_cpu / n * 1e6:.0f} | {total / n * 1e6:.0f} |")
     by = {r.path: r for r in results}
-    if "fastagi" in by and "dialplan" in by:
-        f, d = by["fastagi"], by["dialplan"]
-        rate = (f.calls / f.wall) / (d.calls / d.wall)
-        out += ["", f"FastAGI / pure dialplan: calls/s {rate:.2f}x (target >= 0.8: {'met' if rate >= 0.8 else 'MISSED'}), "
-                    f"Asterisk CPU per call {(f.asterisk_cpu / f.calls) / (d.asterisk_cpu / d.calls):.2f}x"]
+    d = by.get("dialplan")
+    if d is not None:
+        out.append("")
+        for r in results:
+            if r.server is None:
+                continue
+            rate = (r.calls / r.wall) / (d.calls / d.wall)
+            verdict = f" (target >= 0.8: {'met' if rate >= 0.8 else 'MISSED'})" if r.server == "tf" else ""
+            out.append(f"{SERVER_NAMES[r.server]} / pure dialplan: calls/s {rate:.2f}x{verdict}, Asterisk CPU "
+                       f"per call {(r.asterisk_cpu / r.calls) / (d.asterisk_cpu / d.calls):.2f}x, total CPU per "
+                       f"call {((r.asterisk_cpu + r.server_cpu + r.redis_cpu) / r.calls) / (d.asterisk_cpu / d.calls):.2f}x")
     for r in results:
         if r.messages:
             out.append(f"unexpected answers on {r.path}: {r.messages}")
@@ -175,40 +209,53 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", type=int, default=16, help="calls in progress at most (one AMI session each)")
     p.add_argument("--number", default="5552345678", help="the dialed number")
     p.add_argument("--event-loop", choices=["asyncio", "uvloop"], default="uvloop",
-                   help="the feature server's event loop")
+                   help="the FastAGI servers' event loop")
+    p.add_argument("--servers", default="tf,floor",
+                   help="FastAGI servers to run the bench-outbound path through: tf (telefeatures serve) "
+                   "and/or floor (bench/servers/floor.py)")
+    p.add_argument("--no-dialplan", dest="dialplan", action="store_false", help="skip the legacy-outbound path")
     p.add_argument("--asterisk-log", choices=["on", "off"], default="on",
                    help="off: remove the test bed's verbose file log channel for the run")
-    p.add_argument("--paths", default="fastagi,dialplan")
+    p.add_argument("--py-spy", metavar="FILE", help="run telefeatures serve under py-spy record (collapsed "
+                   "stacks to FILE; its CPU figures then include the sampling cost)")
     opts = p.parse_args(argv)
-    opts.paths = [x for x in opts.paths.split(",") if x]
+    names = [x for x in opts.servers.split(",") if x]
+    for name in names:
+        if name not in SERVER_NAMES:
+            p.error(f"unknown server {name!r}")
     from tests.testbed.asterisk import prepare, remove_run_dir
 
     with tempfile.TemporaryDirectory(prefix="asterisk-bench-") as tmp:
         workdir = Path(tmp)
         redis_proc, url = start_redis(workdir)
-        server = ast = None
+        servers: dict[str, Process] = {}
         try:
             with redis.Redis.from_url(url) as client:
                 client.set(f"{KEY_PREFIX}ext:2000:cidblock", "1")
-            port = free_port()
-            server = Process(f"tf-{opts.event_loop}", server_command(f"tf-{opts.event_loop}", port, url), port,
-                             workdir).start()
-            ast = prepare(port, {})
+            for name in names:
+                port = free_port()
+                cmd = server_command(f"{name}-{opts.event_loop}", port, url)
+                if opts.py_spy and name == "tf":
+                    cmd = [shutil.which("py-spy") or "py-spy", "record", "--rate", "250", "--format", "raw", "-o",
+                           opts.py_spy, "--", *cmd]
+                servers[name] = Process(f"{name}-{opts.event_loop}", cmd, port, workdir).start()
+            first_port = next(iter(servers.values())).port if servers else free_port()
+            ast = prepare(first_port, {})
             try:
                 ast.start()
                 ast.cli("database put CIDBlock 2000 1")
                 if opts.asterisk_log == "off":
                     ast.cli(f"logger remove channel {ast.log_path.as_posix().replace(str(ast.run_dir), ast.inside)}")
                 version = ast.cli("core show version").strip().split("\n")[0]
-                info = f"{version} ({ast.source}); feature server: telefeatures serve --event-loop {opts.event_loop}"
-                results = asyncio.run(run(opts, ast, server, redis_proc))
+                info = f"{version} ({ast.source}); FastAGI servers on --event-loop {opts.event_loop}"
+                results = asyncio.run(run(opts, ast, servers, redis_proc))
             finally:
                 with contextlib.suppress(Exception):
                     ast.stop()
                 remove_run_dir(ast)
         finally:
-            if server is not None:
-                server.stop()
+            for proc in servers.values():
+                proc.stop()
             redis_proc.stop()
     print(report(results, opts, info))
     return 1 if any(r.failed for r in results) else 0

@@ -1,0 +1,59 @@
+"""The FastAGI benchmark runs end to end: a few hundred sessions per row against
+telefeatures serve and the floor server, every session answered as expected.
+
+Only that it works is checked here, never how fast: timings on a shared CI
+machine mean nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "bench" / "agi_bench.py"
+ROUTES = ("outbound-allowed", "outbound-blocked", "cidblock/on", "inbound", "callreturn")
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("redis-server", path="/usr/bin:/usr/local/bin") is None and shutil.which("redis-server") is None,
+    reason="redis-server is not installed",
+)
+
+
+def table_rows(out: str, title: str) -> list[list[str]]:
+    """The data rows of the markdown table under ``### <title>``."""
+    section = out.split(f"### {title}", 1)[1].split("###", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| server ")]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+
+
+@pytest.mark.timeout(120)
+def test_quick_benchmark_runs_clean(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--servers", "tf-asyncio,floor-asyncio",
+         "--sessions", "200", "--warmup", "50", "--high-sessions", "200", "--high-concurrency", "100",
+         "--json", str(tmp_path / "bench.json")],
+        cwd=ROOT, capture_output=True, text=True, timeout=110,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+
+    routes = table_rows(out, "Routes (telefeatures serve)")
+    assert [(r[0], r[1]) for r in routes] == [("tf-asyncio", route) for route in ROUTES]
+    compare = table_rows(out, "Outbound policy, every server")
+    assert [r[0] for r in compare] == ["tf-asyncio", "floor-asyncio"]
+    high = table_rows(out, "Outbound policy at 100 concurrent sessions")
+    assert [r[0] for r in high] == ["tf-asyncio", "floor-asyncio"]
+    for row in routes + compare + high:
+        assert row[2].isdigit() and int(row[2]) >= 200, row  # sessions measured
+        assert row[7] == "0", row  # errors
+    assert re.search(r"^Ratios to floor-asyncio", out, re.M)
+    # one session log line per connection, as the server must write
+    counts = re.findall(r"# tf-asyncio: (\d+) session log lines for (\d+) connections", result.stderr)
+    assert counts and counts[0][0] == counts[0][1], result.stderr[-2000:]
+    assert (tmp_path / "bench.json").exists()
