@@ -651,6 +651,7 @@ def main(argv: list[str] | None = None) -> int:
 
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 65536)), hard))
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="agi-bench-") as tmp:
         workdir = Path(tmp)
         bench = Bench(opts, workdir)
@@ -674,6 +675,8 @@ def main(argv: list[str] | None = None) -> int:
             redis_proc.stop()
     rows = bench.rows
     print(f"Machine: {machine()}")
+    print("Load average (1 min) before/after the run: "
+          f"{load_before[0]:.2f} / {os.getloadavg()[0]:.2f} (this run's own load included)")
     print(f"Sessions per row {opts.sessions} (x{opts.rounds} rounds in the comparison), concurrency "
           f"{opts.concurrency}, warm-up {opts.warmup}; client loop {opts.client_loop}, header written "
           f"{opts.header_writes}.\n")

@@ -1,24 +1,25 @@
 """The outbound policy through a real Asterisk: FastAGI + Redis against the pure-dialplan AstDB recipe.
 
     python bench/asterisk_bench.py                  # 3 rounds x 2,000 calls per path
-    python bench/asterisk_bench.py --calls 500 --rounds 1 --asterisk-log off
+    python bench/asterisk_bench.py --calls 500 --rounds 1 --servers tf
 
 Starts a Debian ``redis-server``, ``telefeatures serve`` (as shipped, its
-session log to a file) and a test-bed Asterisk 22 (tests/testbed/asterisk.py),
-then originates calls over AMI: ``Local/5552345678@bench-outbound`` runs the
-shipped dialplan's tf-agi subroutine, i.e. the outbound policy through our
-FastAGI server keyed by CALLERID(num); ``Local/5552345678@legacy-outbound``
-runs the old AstDB recipe. Caller IDs alternate between 1000 (not blocked)
-and 2000 (blocked in both Redis and AstDB).
+session log to a file), the floor server (bench/servers/floor.py) and a
+test-bed Asterisk 22 (tests/testbed/asterisk.py), then originates calls over
+AMI: ``Local/5552345678@bench-outbound`` runs the shipped dialplan's tf-agi
+subroutine, i.e. the outbound policy through a FastAGI server keyed by
+CALLERID(num) (the TF_AGI global is pointed at each server in turn);
+``Local/5552345678@legacy-outbound`` runs the old AstDB recipe. Caller IDs
+alternate between 1000 (not blocked) and 2000 (blocked in Redis and AstDB).
 
 Each call is a synchronous AMI Originate on one of ``--window`` AMI sessions
 (events off), so at most that many calls are in progress; the Local channel
 is never answered, so Originate answers "failed" once the dialplan has run
-and hung up: that is the completion. Rounds alternate between the two paths
+and hung up: that is the completion. Rounds alternate between the paths
 after a warm-up of each. Reported per path: calls/s, the asterisk process's
-CPU time (utime+stime from /proc) per call, and for the FastAGI path also the
-feature server's and Redis's. The session log must show one OK outbound
-session per FastAGI call. Asterisk is always stopped.
+CPU time (utime+stime from /proc) per call, and for FastAGI paths also the
+server's and Redis's. telefeatures' session log must show one OK outbound
+session per call it served. Asterisk is always stopped.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import shutil
 import sys
 import tempfile
@@ -171,9 +173,9 @@ async def run(opts, ast, servers: dict[str, Process], redis_proc: Process) -> li
 
 
 def report(results: list[Result], opts, info: str) -> str:
-    out = [f"Machine: {machine()}", info,
+    out = [f"Machine: {machine()}", info, f"Load average (1 min) after the run: {os.getloadavg()[0]:.2f}",
            f"{opts.rounds} rounds x {opts.calls} calls per path (after {opts.warmup} warm-up), "
-           f"{opts.window} calls in progress at most, Asterisk verbose file log {opts.asterisk_log}.", "",
+           f"{opts.window} calls in progress at most; the test bed logs verbose(5) to a file.", "",
            "| path | calls | calls/s | failed | asterisk CPU us/call | FastAGI server CPU us/call "
            "| redis CPU us/call | total CPU us/call |",
            "|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -214,8 +216,6 @@ def main(argv: list[str] | None = None) -> int:
                    help="FastAGI servers to run the bench-outbound path through: tf (telefeatures serve) "
                    "and/or floor (bench/servers/floor.py)")
     p.add_argument("--no-dialplan", dest="dialplan", action="store_false", help="skip the legacy-outbound path")
-    p.add_argument("--asterisk-log", choices=["on", "off"], default="on",
-                   help="off: remove the test bed's verbose file log channel for the run")
     p.add_argument("--py-spy", metavar="FILE", help="run telefeatures serve under py-spy record (collapsed "
                    "stacks to FILE; its CPU figures then include the sampling cost)")
     opts = p.parse_args(argv)
@@ -244,8 +244,6 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 ast.start()
                 ast.cli("database put CIDBlock 2000 1")
-                if opts.asterisk_log == "off":
-                    ast.cli(f"logger remove channel {ast.log_path.as_posix().replace(str(ast.run_dir), ast.inside)}")
                 version = ast.cli("core show version").strip().split("\n")[0]
                 info = f"{version} ({ast.source}); FastAGI servers on --event-loop {opts.event_loop}"
                 results = asyncio.run(run(opts, ast, servers, redis_proc))
