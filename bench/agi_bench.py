@@ -53,7 +53,6 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import psutil
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -315,41 +314,64 @@ def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30.
     raise RuntimeError(f"{what} did not listen on {port} within {timeout}s")
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid: int) -> float:
+    """utime + stime of a process (all its threads, finished ones included), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15 of proc(5)
+
+
+def proc_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def child_pid(pid: int) -> int | None:
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                return int(stat.parent.name)
+    return None
+
+
 class Process:
     def __init__(self, name: str, cmd: list[str], port: int, workdir: Path):
         self.name, self.cmd, self.port = name, cmd, port
         self.log_path = workdir / f"{name}.log"
         self.proc: subprocess.Popen | None = None
-        self.ps: psutil.Process | None = None
+        self.pid: int | None = None  # the process measured
 
     def start(self) -> Process:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                          cwd=ROOT, start_new_session=True)
-        self.ps = psutil.Process(self.proc.pid)
+        self.pid = self.proc.pid
         try:
             wait_port(self.port, self.proc, self.name)
         except RuntimeError:
             self.stop()
             raise RuntimeError(f"{self.name} did not start:\n{self.log_path.read_text()[-2000:]}") from None
         if self.cmd[0].endswith("py-spy"):
-            self.ps = self.ps.children()[0]  # measure the profiled server, not the profiler
+            self.pid = child_pid(self.proc.pid) or self.proc.pid  # the profiled server, not the profiler
         return self
 
     def cpu(self) -> float:
-        t = self.ps.cpu_times()
-        return t.user + t.system
+        return proc_cpu(self.pid)
 
     def rss(self) -> int:
-        return self.ps.memory_info().rss
+        return proc_rss(self.pid)
 
     def stop(self) -> None:
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            if self.ps is not None and self.ps.pid != self.proc.pid:
-                with contextlib.suppress(psutil.Error):
-                    self.ps.send_signal(signal.SIGTERM)  # the profiled server; py-spy then writes its file
+            if self.pid != self.proc.pid:
+                with contextlib.suppress(OSError):
+                    os.kill(self.pid, signal.SIGTERM)  # the profiled server; py-spy then writes its file
             else:
                 self.proc.send_signal(signal.SIGTERM)
             try:
@@ -601,7 +623,10 @@ def machine() -> str:
     for mod in ("uvloop", "redis", "hiredis", "panoramisk"):
         with contextlib.suppress(Exception):
             versions.append(f"{mod} {__import__(mod).__version__}")
-    return (f"{os.cpu_count()} CPUs ({model}), {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+    mem_kb = 0
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        mem_kb = int(Path("/proc/meminfo").read_text().split("MemTotal:", 1)[1].split()[0])
+    return (f"{os.cpu_count()} CPUs ({model}), {mem_kb / 2**20:.0f} GiB, "
             f"Linux {platform.release()}, Python {platform.python_version()}, " + ", ".join(versions))
 
 

@@ -35,8 +35,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 for path in (str(ROOT), str(BENCH)):
@@ -45,7 +43,7 @@ for path in (str(ROOT), str(BENCH)):
 
 import redis  # noqa: E402
 
-from agi_bench import KEY_PREFIX, Process, free_port, machine, server_command, start_redis  # noqa: E402
+from agi_bench import KEY_PREFIX, Process, free_port, machine, proc_cpu, server_command, start_redis  # noqa: E402
 from telefeatures.ami import AmiClient, AmiSettings  # noqa: E402
 
 CALLERS = ("1000", "2000")  # 2000 has caller-ID blocking on
@@ -72,11 +70,6 @@ class Result:
     @property
     def server(self) -> str | None:
         return self.path.split(":", 1)[1] if self.path.startswith("fastagi:") else None
-
-
-def cpu(proc: psutil.Process) -> float:
-    t = proc.cpu_times()
-    return t.user + t.system
 
 
 async def originate_many(clients: list[AmiClient], context: str, calls: int, number: str) -> tuple[int, dict]:
@@ -116,7 +109,7 @@ async def run(opts, ast, servers: dict[str, Process], redis_proc: Process) -> li
     clients = [AmiClient(settings) for _ in range(opts.window)]
     for client in clients:
         await client.connect()
-    asterisk = psutil.Process(ast.process.pid)
+    asterisk = ast.process.pid
     paths = [f"fastagi:{name}" for name in servers] + (["dialplan"] if opts.dialplan else [])
     results = {path: Result(path) for path in paths}
     tf_calls = 0
@@ -140,12 +133,12 @@ async def run(opts, ast, servers: dict[str, Process], redis_proc: Process) -> li
             for r in results.values():
                 await point_at(r)
                 server = servers.get(r.server)
-                a0, k0 = cpu(asterisk), redis_proc.cpu()
+                a0, k0 = proc_cpu(asterisk), redis_proc.cpu()
                 s0 = server.cpu() if server else 0.0
                 started = time.perf_counter()
                 failed, messages = await originate_many(clients, r.context, opts.calls, opts.number)
                 wall = time.perf_counter() - started
-                a1, k1 = cpu(asterisk), redis_proc.cpu()
+                a1, k1 = proc_cpu(asterisk), redis_proc.cpu()
                 s1 = server.cpu() if server else 0.0
                 r.wall += wall
                 r.calls += opts.calls
