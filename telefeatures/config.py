@@ -174,6 +174,8 @@ class Settings(BaseSettings):
     key_prefix: str = "tf:"
     redis_timeout: float = Field(0.5, gt=0, le=30)
     redis_pool_size: int = Field(64, ge=1, le=10000)
+    # Call-path commands pipelined on one connection (false: plain redis-py pool for everything).
+    redis_pipelining: bool = True
     max_sessions: int = Field(2048, ge=1, le=100000)
     header_timeout: float = Field(5.0, gt=0, le=120)
     session_timeout: float = Field(60.0, gt=0, le=3600)

@@ -168,7 +168,7 @@ class PipelinedRedis:
             self._handshake.append(_pack(("SELECT", int(target["db"]))))
         self._timeout = timeout
         self._pipe: _Pipe | None = None
-        self._lock: asyncio.Lock | None = None
+        self._connecting: asyncio.Future | None = None
 
     @classmethod
     def wrap(cls, full: aioredis.Redis, url: str, timeout: float) -> aioredis.Redis | PipelinedRedis:
@@ -185,35 +185,48 @@ class PipelinedRedis:
         return getattr(self._full, name)
 
     async def _connect(self) -> _Pipe:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            pipe = self._pipe
-            if pipe is not None and not pipe.closed:
-                return pipe
-            loop = asyncio.get_running_loop()
-            where = self._path or f"{self._host}:{self._port}"
-            try:
-                async with asyncio.timeout(self._timeout):
-                    if self._path:
-                        _, pipe = await loop.create_unix_connection(lambda: _Pipe(loop, self._timeout), self._path)
-                    else:
-                        _, pipe = await loop.create_connection(lambda: _Pipe(loop, self._timeout), self._host,
-                                                               self._port)
-                    for command in self._handshake:
-                        await pipe.send(command)
-            except TimeoutError:
-                if pipe is not None:
-                    pipe.close()
-                raise RedisTimeoutError(f"Timeout connecting to Redis at {where}") from None
-            except OSError as exc:
-                raise RedisConnectionError(f"Error connecting to Redis at {where}: {exc}") from exc
-            except Exception:
-                if pipe is not None:
-                    pipe.close()
-                raise
-            self._pipe = pipe
+        """The live connection, or a new one. Callers arriving while a connection
+        is being made share that one attempt and its outcome: against a hung
+        Redis, a burst of calls fails once, together, instead of queueing for a
+        connect timeout each."""
+        pipe = self._pipe
+        if pipe is not None and not pipe.closed:
             return pipe
+        if self._connecting is None:
+            self._connecting = asyncio.ensure_future(self._open())
+            self._connecting.add_done_callback(self._connected)
+        # shield: one caller giving up must not cancel the attempt the others wait on
+        return await asyncio.shield(self._connecting)
+
+    def _connected(self, attempt: asyncio.Future) -> None:
+        self._connecting = None
+        if not attempt.cancelled() and attempt.exception() is None:
+            self._pipe = attempt.result()
+
+    async def _open(self) -> _Pipe:
+        loop = asyncio.get_running_loop()
+        where = self._path or f"{self._host}:{self._port}"
+        pipe = None
+        try:
+            async with asyncio.timeout(self._timeout):
+                if self._path:
+                    _, pipe = await loop.create_unix_connection(lambda: _Pipe(loop, self._timeout), self._path)
+                else:
+                    _, pipe = await loop.create_connection(lambda: _Pipe(loop, self._timeout), self._host,
+                                                           self._port)
+                for command in self._handshake:
+                    await pipe.send(command)
+        except TimeoutError:
+            if pipe is not None:
+                pipe.close()
+            raise RedisTimeoutError(f"Timeout connecting to Redis at {where}") from None
+        except OSError as exc:
+            raise RedisConnectionError(f"Error connecting to Redis at {where}: {exc}") from exc
+        except BaseException:
+            if pipe is not None:
+                pipe.close()
+            raise
+        return pipe
 
     async def _attempt(self, packed: bytes):
         pipe = self._pipe
@@ -315,6 +328,7 @@ class StateBackend:
         key_prefix: str = "tf:",
         timeout: float = 0.5,
         pool_size: int = 64,
+        pipelining: bool = True,
     ) -> StateBackend:
         embedded = None
         url = redis_url
@@ -332,7 +346,9 @@ class StateBackend:
             retry=_fast_fail_retry(),
         )
         client = aioredis.Redis(connection_pool=pool, retry=_fast_fail_retry())
-        return cls(PipelinedRedis.wrap(client, url, timeout), KeySchema(key_prefix), embedded)
+        if pipelining:
+            client = PipelinedRedis.wrap(client, url, timeout)
+        return cls(client, KeySchema(key_prefix), embedded)
 
     @classmethod
     def from_settings(cls, settings) -> StateBackend:
@@ -342,6 +358,7 @@ class StateBackend:
             settings.key_prefix,
             settings.redis_timeout,
             settings.redis_pool_size,
+            settings.redis_pipelining,
         )
 
     async def ping(self) -> bool:
