@@ -168,7 +168,9 @@ async def run(opts, ast, servers: dict[str, Process], redis_proc: Process) -> li
 def report(results: list[Result], opts, info: str) -> str:
     out = [f"Machine: {machine()}", info, f"Load average (1 min) after the run: {os.getloadavg()[0]:.2f}",
            f"{opts.rounds} rounds x {opts.calls} calls per path (after {opts.warmup} warm-up), "
-           f"{opts.window} calls in progress at most; the test bed logs verbose(5) to a file.", "",
+           f"{opts.window} calls in progress at most; Asterisk logs "
+           + ("verbose(5) to a file (--verbose-log)." if opts.verbose_log else "notices and errors only, as in production."),
+           "",
            "| path | calls | calls/s | failed | asterisk CPU us/call | FastAGI server CPU us/call "
            "| redis CPU us/call | total CPU us/call |",
            "|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -209,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="FastAGI servers to run the bench-outbound path through: tf (telefeatures serve) "
                    "and/or floor (bench/servers/floor.py)")
     p.add_argument("--no-dialplan", dest="dialplan", action="store_false", help="skip the legacy-outbound path")
+    p.add_argument("--verbose-log", action="store_true",
+                   help="keep the test bed's verbose(5) file log (every dialplan step): costs Asterisk CPU per step")
     p.add_argument("--py-spy", metavar="FILE", help="run telefeatures serve under py-spy record (collapsed "
                    "stacks to FILE; its CPU figures then include the sampling cost)")
     opts = p.parse_args(argv)
@@ -233,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
                            opts.py_spy, "--", *cmd]
                 servers[name] = Process(f"{name}-{opts.event_loop}", cmd, port, workdir).start()
             first_port = next(iter(servers.values())).port if servers else free_port()
-            ast = prepare(first_port, {})
+            ast = prepare(first_port, {}, quiet=not opts.verbose_log)
             try:
                 ast.start()
                 ast.cli("database put CIDBlock 2000 1")

@@ -362,10 +362,12 @@ def fill_placeholders(template: str, values: dict[str, str], what: str) -> str:
     return template
 
 
-def prepare(agi_port: int, env: dict | None = None, extra_pjsip: str = "") -> Asterisk:
+def prepare(agi_port: int, env: dict | None = None, extra_pjsip: str = "", quiet: bool = False) -> Asterisk:
     """Pick a source, make a run directory with config, and return an Asterisk
     ready to ``start()``. ``extra_pjsip`` is appended to pjsip.conf (e.g. a
-    generated ``#include``)."""
+    generated ``#include``). The tests read the verbose log (every dialplan
+    step, every prompt played); ``quiet`` logs only notices and errors, as a
+    production PBX would, for benchmarks."""
     source = choose_source()
     run_id = f"tf-run-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     root = None
@@ -405,6 +407,8 @@ def prepare(agi_port: int, env: dict | None = None, extra_pjsip: str = "") -> As
         "AMI_PORT": str(ports.ami), "AMI_USER": ast.ami_user, "AMI_SECRET": ast.ami_secret,
         "AGI_PORT": str(agi_port), "PROVIDER_PORT": str(ports.provider), "RTP_START": str(ports.rtp_start),
         "RTP_END": str(ports.rtp_end), "PHONE_SECRET": ast.phone_secret, "CLASSIC_AGI": classic_agi,
+        "VERBOSE": "0" if quiet else "5",
+        "MESSAGES_LEVELS": "notice,warning,error" if quiet else "notice,warning,error,verbose(5)",
     }
     for template in CONFIG_TEMPLATES.glob("*.conf"):
         text = fill_placeholders(template.read_text(), values, template.name)
