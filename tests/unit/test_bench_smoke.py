@@ -8,7 +8,6 @@ machine mean nothing.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,12 +17,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BENCH = ROOT / "bench" / "agi_bench.py"
 ROUTES = ("outbound-allowed", "outbound-blocked", "cidblock/on", "inbound", "callreturn")
-
-pytestmark = pytest.mark.skipif(
-    shutil.which("redis-server", path="/usr/bin:/usr/local/bin") is None and shutil.which("redis-server") is None,
-    reason="redis-server is not installed",
-)
-
 
 def table_rows(out: str, title: str) -> list[list[str]]:
     """The data rows of the markdown table under ``### <title>``."""
@@ -57,3 +50,17 @@ def test_quick_benchmark_runs_clean(tmp_path):
     counts = re.findall(r"# tf-asyncio: (\d+) session log lines for (\d+) connections", result.stderr)
     assert counts and counts[0][0] == counts[0][1], result.stderr[-2000:]
     assert (tmp_path / "bench.json").exists()
+
+
+@pytest.mark.timeout(120)
+def test_soak_runs_clean_through_a_redis_restart():
+    """bench/soak.py end to end, small: mixed routes, one Redis SIGKILL."""
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "soak.py"), "--sessions", "600", "--restarts", "1",
+                             "--outage", "0.3", "--concurrency", "20", "--event-loop", "asyncio"],
+                            capture_output=True, text=True, timeout=110)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "errors: 0;" in result.stdout
+    assert "1 Redis SIGKILL+restart(s)" in result.stdout
+    assert "blocked extension still blocked after 1 SIGKILL(s) (AOF): True" in result.stdout
+    for route in ("outbound", "cidblock/on", "cidblock/status", "inbound", "callreturn"):
+        assert f"| {route} |" in result.stdout
