@@ -131,7 +131,8 @@ def build_request(pairs: Iterable[tuple[str, str]]) -> AgiRequest:
     """Assemble the header pairs of one session into an :class:`AgiRequest`.
 
     ``agi_arg_N`` become positional arguments; a gap in the numbering is an
-    error (Asterisk always numbers them 1..N).
+    error (Asterisk always numbers them 1..N). An empty block is an error too:
+    Asterisk always sends some twenty lines, so a bare blank line is not Asterisk.
     """
     env: dict[str, str] = {}
     numbered: dict[int, str] = {}
@@ -141,6 +142,8 @@ def build_request(pairs: Iterable[tuple[str, str]]) -> AgiRequest:
             if m:
                 numbered[int(m.group(1))] = value
         env[key] = value
+    if not env:
+        raise ProtocolError("empty header block")
     if numbered and sorted(numbered) != list(range(1, len(numbered) + 1)):
         raise ProtocolError("AGI arguments are not numbered 1..N")
     args = tuple(numbered[i] for i in range(1, len(numbered) + 1))

@@ -84,7 +84,8 @@ def test_a_header_that_never_ends_is_cut_off(serve):
     assert_alive(server)
 
 
-@pytest.mark.parametrize("attack", ["1 MB header", "9 KB line", "garbage", "invalid utf-8", "no agi_ prefix"])
+@pytest.mark.parametrize("attack", ["1 MB header", "9 KB line", "garbage", "invalid utf-8", "no agi_ prefix",
+                                    "empty header", "garbage after a blank line"])
 def test_oversized_and_malformed_headers_are_refused(serve, attack):
     server = serve()
     data = {
@@ -93,6 +94,8 @@ def test_oversized_and_malformed_headers_are_refused(serve, attack):
         "garbage": os.urandom(4096),
         "invalid utf-8": b"agi_network: yes\nagi_channel: \xff\xfe\xc3(\n\n",
         "no agi_ prefix": b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        "empty header": b"\n",
+        "garbage after a blank line": b"\n" + os.urandom(4096),
     }[attack]
     reply = run(send_and_close(server.port, data, timeout=5))
     if attack != "invalid utf-8":

@@ -566,3 +566,10 @@ def test_peer_header_bytes_parse_back_exactly():
     request = parse_header_block(decode_line(line) for line in raw.split(b"\n"))
     assert request.get("agi_calleridname") == "Smith, John: Sales"
     assert request.route == "callreturn"
+
+
+def test_an_empty_header_block_is_not_asterisk():
+    with pytest.raises(ProtocolError, match="empty header block"):
+        parse_header_block([""])
+    with pytest.raises(ProtocolError, match="empty header block"):
+        build_request([])
