@@ -301,8 +301,14 @@ class SessionDeadlines:
     def add(self, limit: asyncio.Timeout, header_deadline: float, session_deadline: float) -> None:
         self._header[limit] = header_deadline
         self._session[limit] = session_deadline
-        if self._timer is None:
-            self._arm(min(header_deadline, session_deadline))
+        first = min(header_deadline, session_deadline)
+        timer = self._timer
+        # The timer may sit at an older session's (much later) session deadline:
+        # a new header deadline must not wait for it.
+        if timer is None or first < timer.when():
+            if timer is not None:
+                timer.cancel()
+            self._arm(first)
 
     def header_read(self, limit: asyncio.Timeout) -> None:
         self._header.pop(limit, None)

@@ -202,6 +202,23 @@ async def test_header_timeout(server, sessions):
     await healthy(server)
 
 
+async def test_header_timeout_while_another_session_is_in_its_long_session_limit(app, start_server):
+    """One timer serves all sessions; a session that already read its header
+    leaves it set at its (late) session deadline. A new connection that never
+    sends a header must still be cut off at its own header deadline."""
+    server = await start_server(app, header_timeout=0.3, session_timeout=30)
+    busy = asyncio.create_task(call("127.0.0.1", server.port, "callreturn", ["1000"], Script(stall_at=1),
+                                    timeout=40))
+    await asyncio.sleep(0.5)  # busy has read its header; its next deadline is 30 s away
+    reader, writer = await raw_connect(server)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await read_until_closed(reader, timeout=10) == b""
+    writer.close()
+    assert loop.time() - started < 2.0, "the header deadline waited for another session's session deadline"
+    busy.cancel()
+
+
 async def test_silent_client_times_out(server, sessions):
     reader, writer = await raw_connect(server)
     assert await read_until_closed(reader, timeout=5) == b""
