@@ -159,11 +159,11 @@ def _positions(pattern: str, dialled: str) -> set[tuple[int, bool]]:
             elif token == "." or token == key or (token == "\\*" and key == "*"):
                 following.add((index + 1, False))
         states = following
-    return {(i, inside) for i, inside in states} | {(i + 1, False) for i, inside in states if inside}
+    return states
 
 
 def is_complete(pattern: str, dialled: str) -> bool:
-    return (len(_TOKEN.findall(pattern)), False) in _positions(pattern, dialled)
+    return pattern_regex(pattern).fullmatch(dialled) is not None
 
 
 def can_extend(pattern: str, dialled: str) -> bool:
@@ -172,46 +172,42 @@ def can_extend(pattern: str, dialled: str) -> bool:
     return any(inside or index < size for index, inside in _positions(pattern, dialled))
 
 
-def dial_delay(number: str, templates: list[DialTemplate]) -> str | None:
-    """Why the phone would not dial ``number`` the moment it is complete, or None.
+def _decide(number: str, templates: list[DialTemplate]) -> tuple[DialTemplate | None, str | None]:
+    """The firmware's rule for ``number`` as dialled so far: (the template it
+    fires, None), or (None, why it does not fire yet).
 
     Among complete templates the firmware takes the one naming most exact keys
     (its "longest match"), and acts on it only if it names more exact keys than
     every template still waiting for keys (incomplete but extendable)."""
-    complete = [t for t in templates if t.timeout == 0 and is_complete(t.match, number)]
-    if not complete:
-        return "no template with Timeout 0 matches it"
-    best = max(complete, key=lambda t: literal_count(t.match))
+    complete = {id(t) for t in templates if is_complete(t.match, number)}
+    at_once = [t for t in templates if t.timeout == 0 and id(t) in complete]
+    if not at_once:
+        return None, "no template with Timeout 0 matches it"
+    best = max(at_once, key=lambda t: literal_count(t.match))
+    exact = literal_count(best.match)
     for template in templates:
-        if is_complete(template.match, number) and literal_count(template.match) > literal_count(best.match):
-            return (f"the longer match {template.match!r} wins over {best.match!r} and waits "
-                    f"{template.timeout} s")
-        if (can_extend(template.match, number) and not is_complete(template.match, number)
-                and literal_count(template.match) >= literal_count(best.match)):
-            return (f"template {template.match!r} could still match with more keys and names as many exact "
-                    f"keys as {best.match!r}, so the phone waits")
-    return None
+        if id(template) in complete:
+            if literal_count(template.match) > exact:
+                return None, (f"the longer match {template.match!r} wins over {best.match!r} and waits "
+                              f"{template.timeout} s")
+        elif can_extend(template.match, number) and literal_count(template.match) >= exact:
+            return None, (f"template {template.match!r} could still match with more keys and names as many "
+                          f"exact keys as {best.match!r}, so the phone waits")
+    return best, None
+
+
+def dial_delay(number: str, templates: list[DialTemplate]) -> str | None:
+    """Why the phone would not dial ``number`` the moment it is complete, or None."""
+    return _decide(number, templates)[1]
 
 
 def cut_short(number: str, templates: list[DialTemplate]) -> tuple[str, str] | None:
     """If the phone would place the call before ``number`` is fully dialled,
-    the prefix it would send and the template responsible; else None.
-
-    Applies the firmware's rule: a complete template with Timeout 0 fires
-    unless a template still waiting for more keys (one that fits the whole
-    number) names at least as many exact keys.
-    """
-    compiled = [(t, pattern_regex(t.match)) for t in templates]
-    fits_whole = [(rx, literal_count(t.match)) for t, rx in compiled if rx.fullmatch(number)]
+    the prefix it would send and the template responsible; else None."""
     for end in range(1, len(number)):
-        prefix = number[:end]
-        complete = [(t, literal_count(t.match)) for t, rx in compiled if t.timeout == 0 and rx.fullmatch(prefix)]
-        if not complete:
-            continue
-        winner, best = max(complete, key=lambda item: item[1])
-        waiting = [count for rx, count in fits_whole if not rx.fullmatch(prefix)]
-        if not waiting or max(waiting) < best:
-            return prefix, winner.match
+        fired, _ = _decide(number[:end], templates)
+        if fired is not None:
+            return number[:end], fired.match
     return None
 
 

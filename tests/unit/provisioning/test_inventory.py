@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 
 import pytest
@@ -200,6 +201,20 @@ def test_outside_pattern_with_more_exact_keys_keeps_extension_pattern_from_firin
     assert cut_short("95551234", templates) is None
     assert cut_short("1001", templates) is None
     assert cut_short("99115", templates) == ("9911", "9911")
+
+
+def test_an_extension_is_not_cut_short_while_a_longer_template_may_still_match():
+    """'55' is complete, but '551.' names as many exact keys and could still
+    match: the phone waits, so extension 5500 dials whole."""
+    from telefeatures.provisioning.dialplan import cut_short, dial_delay
+
+    site = SITE.replace('extension_patterns = ["1..."]', 'extension_patterns = ["5..."]')
+    site = re.sub(r"outside_patterns = \[[^]]*\]", 'outside_patterns = ["55", "551."]', site)
+    inventory = parse_inventory(site + phone_toml("0019E8F490AD", lines=[{"extension": "5500",
+                                                                          "display_name": "A"}]))
+    templates = inventory.site.dial_templates()
+    assert dial_delay("55", templates) is not None
+    assert cut_short("5500", templates) is None
 
 
 def test_feature_codes_validated_and_distinct():
