@@ -147,6 +147,7 @@ def test_unexpected_replies_end_the_session_cleanly(serve, script):
 def test_fuzzed_bytes_never_hang_or_crash_the_server(serve_once, data):
     reply = run(send_and_close(serve_once.port, data, timeout=6))
     assert b"TF_DIAL" not in reply
+    assert serve_once.process.poll() is None, "the server died on this input"
 
 
 @pytest.fixture(scope="module")

@@ -14,30 +14,35 @@ from tests.testbed.asterisk import free_port
 from tests.testbed.services import wait_for
 
 
-def listening_addresses(port: int) -> set[str]:
-    """Local addresses with a TCP socket listening on ``port`` (from /proc)."""
+def listening_sockets(pid: int) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket process ``pid`` listens on, from
+    /proc: its socket inodes, matched against the kernel's LISTEN entries."""
+    import os
+
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
     found = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = open(table).read().splitlines()[1:]
-        except FileNotFoundError:
-            continue
-        for line in lines:
+        for line in open(table).read().splitlines()[1:]:
             fields = line.split()
-            local, state = fields[1], fields[3]
-            addr, _, hexport = local.partition(":")
-            if state == "0A" and int(hexport, 16) == port:  # 0A = LISTEN
+            addr, _, hexport = fields[1].partition(":")
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A = LISTEN
                 if len(addr) == 8:
-                    found.add(".".join(str(int(addr[i:i + 2], 16)) for i in (6, 4, 2, 0)))
-                else:
-                    found.add(addr)
+                    addr = ".".join(str(int(addr[i:i + 2], 16)) for i in (6, 4, 2, 0))
+                found.add((addr, int(hexport, 16)))
     return found
 
 
 def test_binds_to_loopback_by_default_and_metrics_are_off(serve):
     server = serve()
-    assert listening_addresses(server.port) == {"127.0.0.1"}
-    assert listening_addresses(9573) == set()
+    # one listening socket, on loopback: no metrics, no health endpoint, nothing else
+    assert listening_sockets(server.process.pid) == {("127.0.0.1", server.port)}
 
 
 def test_a_peer_outside_the_allow_list_is_closed_at_once(serve):
@@ -71,7 +76,7 @@ def test_an_allowed_second_address_is_served(serve):
 def test_metrics_and_health_endpoint(serve, redis_server):
     port = free_port()
     server = serve("--metrics", "--metrics-port", str(port))
-    assert listening_addresses(port) == {"127.0.0.1"}
+    assert listening_sockets(server.process.pid) == {("127.0.0.1", server.port), ("127.0.0.1", port)}
     run(normal_session(server.port))
     run(call("127.0.0.1", server.port, "nosuchroute", ["1000"], timeout=3))
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()

@@ -124,13 +124,17 @@ def test_ten_thousand_hangups_mid_session_leak_nothing(serve):
 
 
 def test_sigterm_under_load_finishes_in_flight_sessions(serve):
-    server = serve(env={"TELEFEATURES_SHUTDOWN_GRACE": "10"})
-    slow = Script(delay={1: 1.5})  # Asterisk takes 1.5 s to answer the first command
+    metrics_port = free_port()
+    server = serve("--metrics", "--metrics-port", str(metrics_port), env={"TELEFEATURES_SHUTDOWN_GRACE": "10"})
+    slow = Script(delay={1: 3.0})  # Asterisk takes 3 s to answer the first command
 
     async def scenario():
         sessions = [asyncio.create_task(call("127.0.0.1", server.port, "outbound", ["1000", OUTSIDE], slow,
                                              timeout=15)) for _ in range(100)]
-        await asyncio.sleep(0.5)  # all 100 are waiting for Asterisk now
+        # SIGTERM only once all 100 are in flight, waiting for Asterisk
+        async with asyncio.timeout(2.5):
+            while await asyncio.to_thread(_metric, metrics_port, "telefeatures_active_sessions") < 100:
+                await asyncio.sleep(0.02)
         sent = time.monotonic()
         os.kill(server.process.pid, signal.SIGTERM)
         await asyncio.sleep(0.3)

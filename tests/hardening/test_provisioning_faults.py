@@ -49,6 +49,7 @@ def test_readers_never_see_a_partial_file_during_rebuilds(tmp_path):
     server = subprocess.Popen([TELEFEATURES, "tftp", "--root", str(root), "--bind", f"127.0.0.1:{port}"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     stop = threading.Event()
+    readers: list[threading.Thread] = []
     seen: dict[str, set[str]] = {"disk": set(), "tftp": set()}
     bad: list[str] = []
 
@@ -64,10 +65,20 @@ def test_readers_never_see_a_partial_file_during_rebuilds(tmp_path):
             bad.append(f"{where}: a mix of versions {names}")
         seen[where] |= versions
 
+    def reporting(poll):
+        def run():
+            try:
+                poll()
+            except Exception as exc:  # noqa: BLE001 - a reader that died is a failure, not silence
+                bad.append(f"{poll.__name__} failed: {exc!r}")
+        return run
+
+    @reporting
     def poll_disk():
         while not stop.is_set():
             check("disk", (root / SEP).read_bytes())
 
+    @reporting
     def poll_tftp():
         client = tftpy.TftpClient("127.0.0.1", port)
         out = tmp_path / "fetched.xml"
@@ -77,7 +88,7 @@ def test_readers_never_see_a_partial_file_during_rebuilds(tmp_path):
 
     try:
         wait_for(lambda: server.poll() is None and udp_bound(port), what="telefeatures tftp")
-        readers = [threading.Thread(target=poll_disk), threading.Thread(target=poll_tftp)]
+        readers += [threading.Thread(target=poll_disk), threading.Thread(target=poll_tftp)]
         for r in readers:
             r.start()
         for version in range(1, 13):
