@@ -70,23 +70,27 @@ class FeatureApp:
             "outbound": OutboundPolicy(self.ctx).run,
         }
 
-    async def handle(self, channel: Channel, route: str) -> tuple[str | None, Outcome]:
+    async def handle(self, channel: Channel, route: str, extension: str | None = None) -> tuple[str | None, Outcome]:
         """Run one route on one channel; returns (extension, outcome).
+
+        ``extension``: :func:`extension_of` the request, when the caller already
+        worked it out (the server does, to log it whatever happens).
 
         ``ChannelHungUp`` and ``CommandRejected`` propagate: there is no channel
         left to report to, or a bug to log.
         """
         handler = self.routes.get(route)
         request = channel.request
-        extension = None
         if handler is None:
             outcome = Outcome(Status.ERROR, "unknown-route")
+            extension = None
         elif len(route_args(request.args)) > ARITY[route]:
             outcome = Outcome(Status.REFUSED if route == "outbound" else Status.ERROR, "bad-arguments")
             if route in SPOKEN:
                 await play(channel, self.settings.prompts.error)
         else:
-            extension = extension_of(request)
+            if extension is None:
+                extension = extension_of(request)
             call = Call(channel, extension, request.args[1:])
             try:
                 outcome = await handler(call)

@@ -45,6 +45,7 @@ def configure_logging(level: str = "INFO", fmt: str = "text", stream=None) -> No
     logging._srcfile = None  # noqa: SLF001 - the logging module's own switch for findCaller()
     logging.logThreads = False
     logging.logProcesses = False
+    logging.logAsyncioTasks = False  # Python 3.12+: a current_task() lookup per record
     logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -150,18 +150,38 @@ def build_request(pairs: Iterable[tuple[str, str]]) -> AgiRequest:
     return AgiRequest(env=env, args=args)
 
 
+class HeaderParser:
+    """The header block, fed one line at a time (without its line ending).
+
+    :meth:`feed` returns the :class:`AgiRequest` at the blank line that ends the
+    block, None before that. The size limits are checked as lines arrive, so a
+    header that never ends costs at most the limits.
+    """
+
+    __slots__ = ("_pairs", "_size")
+
+    def __init__(self) -> None:
+        self._pairs: list[tuple[str, str]] = []
+        self._size = 0
+
+    def feed(self, line: str) -> AgiRequest | None:
+        if line == "":
+            return build_request(self._pairs)
+        self._size += len(line) + 1
+        if len(self._pairs) >= MAX_HEADER_LINES or self._size > MAX_HEADER_BYTES:
+            raise ProtocolError("header block too large")
+        self._pairs.append(parse_header_line(line))
+        return None
+
+
 def parse_header_block(lines: Iterable[str]) -> AgiRequest:
     """Parse a whole header block (lines without endings, up to the blank line)."""
-    pairs = []
-    for count, line in enumerate(lines, start=1):
-        if line == "":
-            break
-        if count > MAX_HEADER_LINES:
-            raise ProtocolError("too many header lines")
-        pairs.append(parse_header_line(line))
-    else:
-        raise ProtocolError("header block ended before the blank line")
-    return build_request(pairs)
+    parser = HeaderParser()
+    for line in lines:
+        request = parser.feed(line)
+        if request is not None:
+            return request
+    raise ProtocolError("header block ended before the blank line")
 
 
 # --------------------------------------------------------------------------- commands
@@ -181,20 +201,14 @@ def quote(arg: object) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-_CHECKED_VERBS: set[str] = set()  # verbs already found valid (telefeatures uses a handful)
-
-
 def encode_command(verb: str, *args: object) -> bytes:
     """Encode one AGI command line, e.g. ``encode_command("SET VARIABLE", "A", "b")``.
 
     The verb must be plain upper-case words; every argument goes through
     :func:`quote`. This is the only way telefeatures builds a command.
     """
-    if verb not in _CHECKED_VERBS:
-        if not _VERB.fullmatch(verb):
-            raise UnsafeArgument(f"not an AGI command verb: {verb[:40]!r}")
-        if len(_CHECKED_VERBS) < 64:
-            _CHECKED_VERBS.add(verb)
+    if not _VERB.fullmatch(verb):
+        raise UnsafeArgument(f"not an AGI command verb: {verb[:40]!r}")
     line = verb
     for arg in args:
         line += " " + quote(arg)

@@ -12,24 +12,20 @@ import asyncio
 import ipaddress
 import logging
 import signal
-import time
 from collections.abc import Sequence
 
 from .. import metrics
 from ..app import FeatureApp, extension_of
 from .channel import AgiChannel, ChannelHungUp, CommandRejected
 from .protocol import (
-    MAX_HEADER_BYTES,
-    MAX_HEADER_LINES,
     MAX_LINE_BYTES,
     AgiRequest,
+    HeaderParser,
     ProtocolError,
     Reply,
     ReplyReader,
     UnsafeArgument,
-    build_request,
     decode_line,
-    parse_header_line,
 )
 
 log = logging.getLogger("telefeatures.server")
@@ -58,7 +54,7 @@ class AgiConnection(asyncio.Protocol):
     """
 
     __slots__ = ("_server", "_transport", "_buffer", "_waiter", "_eof", "_exc", "_lost", "_paused",
-                 "_read_paused", "_drain_waiter", "_replies", "peer", "_header", "_header_bytes", "_request",
+                 "_read_paused", "_drain_waiter", "_replies", "peer", "_header", "_request",
                  "_header_error")
 
     def __init__(self, server: FastAgiServer):
@@ -74,8 +70,7 @@ class AgiConnection(asyncio.Protocol):
         self._drain_waiter: asyncio.Future | None = None
         self._replies = ReplyReader()
         self.peer = None
-        self._header: list[tuple[str, str]] | None = []  # pairs so far; None once the block is read
-        self._header_bytes = 0
+        self._header: HeaderParser | None = HeaderParser()  # None once the block is read
         self._request: AgiRequest | None = None
         self._header_error: Exception | None = None
 
@@ -154,10 +149,13 @@ class AgiConnection(asyncio.Protocol):
             raise ProtocolError(f"line longer than {MAX_LINE_BYTES} bytes")
         line = decode_line(buffer[:end])
         del buffer[:end + 1]
-        if self._read_paused and len(buffer) <= LINE_LIMIT:
+        self._resume_if_drained()
+        return line
+
+    def _resume_if_drained(self) -> None:
+        if self._read_paused and len(self._buffer) <= LINE_LIMIT:
             self._read_paused = False
             self._transport.resume_reading()
-        return line
 
     async def readline(self) -> str:
         while True:
@@ -189,9 +187,7 @@ class AgiConnection(asyncio.Protocol):
             return None
         text = buffer[:end].decode("utf-8", errors="replace")
         del buffer[:end + skip]
-        if self._read_paused and len(buffer) <= LINE_LIMIT:
-            self._read_paused = False
-            self._transport.resume_reading()
+        self._resume_if_drained()
         lines = text.split("\n")
         lines.pop()  # after the last line's newline
         if "\r" in text:
@@ -199,35 +195,18 @@ class AgiConnection(asyncio.Protocol):
         return lines
 
     def _feed_header(self) -> None:
-        """Parse the header lines received so far, in order, with the limits
-        of reading them one by one; the request or the first error is kept
-        for :meth:`read_request`."""
-        pairs = self._header
+        """Feed the header lines received so far to the parser, in order: a
+        block that arrived whole in one decode, else line by line. The request
+        or the first error is kept for :meth:`read_request`."""
         try:
-            if not pairs:
-                block = self._take_header_block()
-                if block is not None:
-                    total = 0
-                    for line in block:
-                        total += len(line) + 1
-                        if len(pairs) >= MAX_HEADER_LINES or total > MAX_HEADER_BYTES:
-                            raise ProtocolError("header block too large")
-                        pairs.append(parse_header_line(line))
+            block = self._take_header_block()
+            lines = iter(block + [""]) if block is not None else iter(self._take_line, None)
+            for line in lines:
+                request = self._header.feed(line)
+                if request is not None:
                     self._header = None
-                    self._request = build_request(pairs)
+                    self._request = request
                     return
-            while True:
-                line = self._take_line()
-                if line is None:
-                    return
-                if line == "":
-                    self._header = None
-                    self._request = build_request(pairs)
-                    return
-                self._header_bytes += len(line) + 1
-                if len(pairs) >= MAX_HEADER_LINES or self._header_bytes > MAX_HEADER_BYTES:
-                    raise ProtocolError("header block too large")
-                pairs.append(parse_header_line(line))
         except Exception as exc:  # noqa: BLE001 - raised again in the session by read_request
             self._header = None
             self._header_error = exc
@@ -269,10 +248,8 @@ class AgiConnection(asyncio.Protocol):
                 self._drain_waiter = None
         replies = self._replies
         while True:
-            line = self._take_line()
-            if line is None:
-                line = await self.readline()
-            reply = replies.feed(line)
+            # readline takes a line already buffered (an early HANGUP) before it waits
+            reply = replies.feed(await self.readline())
             if reply is not None:
                 return reply
 
@@ -380,7 +357,6 @@ class FastAgiServer:
         self._deadlines = SessionDeadlines()
         # peer address -> allowed?, for the allow_peers it was worked out for
         self._peer_cache: dict[str, bool] = {}
-        self._peer_cache_for: tuple = self.allow_peers
 
     @property
     def active_sessions(self) -> int:
@@ -429,11 +405,8 @@ class FastAgiServer:
     def _peer_allowed(self, peer: object) -> bool:
         """:func:`peer_allowed`, remembered per address (Asterisk connects
         from a handful of addresses; at most 1024 are kept)."""
-        if not isinstance(peer, tuple) or not peer or not isinstance(peer[0], str):
-            return peer_allowed(peer, self.allow_peers)
-        if self._peer_cache_for is not self.allow_peers:
-            self._peer_cache = {}
-            self._peer_cache_for = self.allow_peers
+        if not isinstance(peer, tuple) or not peer:
+            return False  # e.g. a Unix socket peer: not configured, not allowed
         allowed = self._peer_cache.get(peer[0])
         if allowed is None:
             allowed = peer_allowed(peer, self.allow_peers)
@@ -457,27 +430,29 @@ class FastAgiServer:
             log.warning("refused connection from %s: %d sessions active", peer[0], len(self._sessions))
             transport.abort()
             return
-        task = asyncio.get_running_loop().create_task(self._connected(conn, peer))
+        task = asyncio.get_running_loop().create_task(self._connected(conn))
         self._sessions.add(task)
         task.add_done_callback(self._sessions.discard)
 
-    async def _connected(self, conn: AgiConnection, peer) -> None:
+    async def _connected(self, conn: AgiConnection) -> None:
         metrics.ACTIVE.inc()
         try:
-            await self._session(conn, peer)
+            await self._session(conn)
         finally:
             metrics.ACTIVE.dec()
             conn.close()
 
-    async def _session(self, conn: AgiConnection, peer) -> None:
-        started = time.perf_counter()
+    async def _session(self, conn: AgiConnection) -> None:
+        peer = conn.peer
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         route = "-"
         extension = None
         status = "ERROR"
         reason = ""
         uniqueid = ""
         try:
-            opened = asyncio.get_running_loop().time()
+            opened = started
             async with asyncio.timeout(None) as limit:  # expired by self._deadlines
                 deadlines = self._deadlines
                 deadlines.add(limit, opened + self.header_timeout, opened + self.session_timeout)
@@ -490,7 +465,7 @@ class FastAgiServer:
                         # known before the route runs, so a hangup or timeout is logged with it
                         extension = extension_of(request)
                     channel = AgiChannel(request, conn)
-                    extension, outcome = await self.app.handle(channel, route)
+                    extension, outcome = await self.app.handle(channel, route, extension)
                     status, reason = outcome.status.value, outcome.reason
                 finally:
                     deadlines.discard(limit)
@@ -513,7 +488,7 @@ class FastAgiServer:
             reason = "internal-error"
             log.exception("route %s failed", route)
         finally:
-            elapsed = time.perf_counter() - started
+            elapsed = loop.time() - started
             if route not in self.app.routes:
                 route_label = "-" if route == "-" else "unknown"
             else:
