@@ -60,7 +60,7 @@ def build(text: str, root: Path, pjsip: Path, secrets: Path) -> tuple[float, dic
     plan = plan_build(inventory, root, ConfigRenderer(), CredentialStore.load(secrets), pjsip)
     times["render"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    report = apply_plan(plan, pjsip)
+    report = apply_plan(plan)
     times["write"] = time.perf_counter() - mark
     return time.perf_counter() - start, times, report
 

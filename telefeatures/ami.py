@@ -141,7 +141,7 @@ class AmiClient:
             return ActionResult(False, f"no response within {self.settings.timeout:g} s")
         if isinstance(response, list):  # multi-message responses: the first one carries the status
             response = response[0]
-        return ActionResult(response.response == "Success", response.message or response.response or "")
+        return ActionResult(response.success, response.message or response.response or "")
 
     async def pjsip_notify(self, endpoint: str, event: str = "check-sync") -> ActionResult:
         """Ask Asterisk to send a SIP NOTIFY to every contact of ``endpoint``."""

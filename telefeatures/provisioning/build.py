@@ -40,7 +40,7 @@ class BuildPlan:
     tftp_root: Path
     files: list[PlannedFile]
     credentials: CredentialStore
-    passwords: dict[str, str]
+    pjsip_path: Path | None = None
 
 
 @dataclass
@@ -50,7 +50,6 @@ class BuildReport:
     unchanged: list[Path] = field(default_factory=list)
     stale: list[Path] = field(default_factory=list)
     changed_phones: list[Phone] = field(default_factory=list)
-    added_phones: list[Phone] = field(default_factory=list)
     pjsip_changed: bool = False
     secrets_written: bool = False
 
@@ -81,18 +80,16 @@ def plan_build(
         dialplan = renderer.render_dialplan(site)
         files.append(PlannedFile(tftp_root / DIALPLAN_NAME, dialplan, TFTP_FILE_MODE))
     except RenderError as exc:
-        raise BuildError([f"{exc.what}: {p}" for p in exc.problems]) from None
+        raise BuildError(exc.lines()) from None
     try:
         files.append(PlannedFile(tftp_root / XML_DEFAULT_NAME, renderer.render_xml_default(site), TFTP_FILE_MODE))
     except RenderError as exc:
-        errors += [f"{exc.what}: {p}" for p in exc.problems]
-    index = {id(phone): i for i, phone in enumerate(inventory.phones)}
-    for phone in progress(inventory.phones):
+        errors += exc.lines()
+    for i, phone in enumerate(progress(inventory.phones)):
         try:
             data = renderer.render_sep_config(site, phone, passwords, dialplan)
         except RenderError as exc:
-            title = phone_title(phone, index[id(phone)])
-            errors += [f"{title}: {exc.what}: {p}" for p in exc.problems]
+            errors += exc.lines(f"{phone_title(phone, i)}: ")
             continue
         files.append(PlannedFile(tftp_root / phone.config_name, data, TFTP_FILE_MODE, phone))
     if pjsip_path is not None:
@@ -100,13 +97,13 @@ def plan_build(
             files.append(PlannedFile(pjsip_path, renderer.render_pjsip(site, inventory.phones, passwords),
                                      PJSIP_FILE_MODE))
         except RenderError as exc:
-            errors += [f"{exc.what}: {p}" for p in exc.problems]
+            errors += exc.lines()
     if errors:
         raise BuildError(errors)
-    return BuildPlan(tftp_root, files, credentials, passwords)
+    return BuildPlan(tftp_root, files, credentials, pjsip_path)
 
 
-def apply_plan(plan: BuildPlan, pjsip_path: Path | None = None) -> BuildReport:
+def apply_plan(plan: BuildPlan) -> BuildReport:
     """Write what changed. Generated passwords are saved first, so no file ever
     holds a password that is not also recorded."""
     report = BuildReport()
@@ -120,9 +117,9 @@ def apply_plan(plan: BuildPlan, pjsip_path: Path | None = None) -> BuildReport:
         write_atomic(planned.path, planned.data, planned.mode)
         directories.add(planned.path.parent)
         (report.added if old is None else report.changed).append(planned.path)
-        if planned.phone is not None:
-            (report.added_phones if old is None else report.changed_phones).append(planned.phone)
-        if pjsip_path is not None and planned.path == pjsip_path:
+        if planned.phone is not None and old is not None:
+            report.changed_phones.append(planned.phone)
+        if planned.path == plan.pjsip_path:
             report.pjsip_changed = True
     for directory in directories:
         fsync_directory(directory)

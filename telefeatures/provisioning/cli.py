@@ -177,7 +177,7 @@ def build(inventory: Path, tftp_root: Path, pjsip_path: Path | None, templates: 
             plan = plan_build(inv, tftp_root, renderer, credentials, pjsip_path)
     except BuildError as exc:
         _fail(exc.errors, f"{inventory}: {len(exc.errors)} error(s), nothing written:")
-    report = apply_plan(plan, pjsip_path)
+    report = apply_plan(plan)
     _print_report(report, secrets_path, verbose)
     if notify:
         phones = report.changed_phones

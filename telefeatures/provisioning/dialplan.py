@@ -29,10 +29,6 @@ _TOKEN = re.compile(r"\\\*|[.*]|[0-9#+]")
 _FEATURE_CODE = re.compile(r"[0-9*]{1,8}")
 
 
-class DialplanError(ValueError):
-    pass
-
-
 def pattern_problem(pattern: str) -> str | None:
     """Why ``pattern`` is not a valid MATCH value, or None if it is."""
     if not pattern:
@@ -106,11 +102,10 @@ class DialTemplate:
 
     match: str
     timeout: int
-    why: str  # kept for reports and tests; not written to the file
 
 
 def build_dial_templates(
-    feature_codes: list[tuple[str, str]],
+    feature_codes: list[str],
     per_call_block: str,
     extension_patterns: list[str],
     outside_patterns: list[str],
@@ -118,16 +113,15 @@ def build_dial_templates(
 ) -> list[DialTemplate]:
     """The site's templates, most specific first, ending with a catch-all so any
     other number still dials after the inter-digit timeout."""
-    templates = [DialTemplate(escape_code(code), 0, why) for code, why in feature_codes]
+    templates = [DialTemplate(escape_code(code), 0) for code in feature_codes]
     prefix = escape_code(per_call_block)
     for pattern in [*extension_patterns, *outside_patterns]:
         timeout = interdigit_timeout if is_open_ended(pattern) else 0
-        templates.append(DialTemplate(prefix + pattern, timeout, f"caller ID hidden for one call, {pattern}"))
-    templates += [DialTemplate(p, 0, "extension") for p in extension_patterns]
-    templates += [DialTemplate(p, interdigit_timeout if is_open_ended(p) else 0, "outside number")
-                  for p in outside_patterns]
-    templates.append(DialTemplate(prefix + "*", interdigit_timeout, "caller ID hidden for one call, any number"))
-    templates.append(DialTemplate("*", interdigit_timeout, "anything else, after the inter-digit timeout"))
+        templates.append(DialTemplate(prefix + pattern, timeout))  # caller ID hidden for one call
+    templates += [DialTemplate(p, 0) for p in extension_patterns]
+    templates += [DialTemplate(p, interdigit_timeout if is_open_ended(p) else 0) for p in outside_patterns]
+    templates.append(DialTemplate(prefix + "*", interdigit_timeout))  # *67 and any other number
+    templates.append(DialTemplate("*", interdigit_timeout))  # anything else, after the inter-digit timeout
     seen: set[str] = set()
     unique = []
     for template in templates:

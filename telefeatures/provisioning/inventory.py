@@ -249,7 +249,7 @@ class Site(_Strict):
     def dial_templates(self) -> list[DialTemplate]:
         rules = self.dial_rules
         return build_dial_templates(
-            self.feature_codes.simple_codes(),
+            [code for code, _ in self.feature_codes.simple_codes()],
             self.feature_codes.per_call_block,
             rules.extension_match_patterns(),
             list(rules.outside_patterns),

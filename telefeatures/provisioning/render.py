@@ -33,6 +33,10 @@ class RenderError(Exception):
         self.problems = problems
         super().__init__(f"{what}: " + "; ".join(problems))
 
+    def lines(self, prefix: str = "") -> list[str]:
+        """One report line per problem."""
+        return [f"{prefix}{self.what}: {p}" for p in self.problems]
+
 
 def conf_value(value: Any) -> str:
     """A value as Asterisk's config parser reads it back unchanged."""

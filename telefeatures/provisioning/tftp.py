@@ -329,7 +329,8 @@ class TftpServer:
         try:
             with handle:
                 if request.mode == "netascii":
-                    size = netascii_size(handle)
+                    if "tsize" in request.options:  # the size on the wire, known only by reading it all
+                        size = netascii_size(handle)
                     source: _NetasciiReader | BinaryIO = _NetasciiReader(handle)
                 else:
                     source = handle

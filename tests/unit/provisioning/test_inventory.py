@@ -261,6 +261,6 @@ def test_phone_grammar_matching():
     assert is_complete("\\*69", "*69") and not is_complete("\\*69", "169")
     assert is_complete(".", "*")  # '.' takes any key, star included
     assert is_complete("1*5", "1225") and can_extend("1*5", "1225") and not is_complete("1*5", "15")
-    templates = build_dial_templates([("*69", "call return")], "*67", ["1..."], ["9.......", "9011*"], 5)
+    templates = build_dial_templates(["*69"], "*67", ["1..."], ["9.......", "9011*"], 5)
     assert [dial_delay(n, templates) for n in ("1001", "*69", "95551234", "*6795551234")] == [None] * 4
     assert dial_delay("90114420", templates) == "the longer match '9011*' wins over '9.......' and waits 5 s"
