@@ -29,7 +29,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.support.asterisk_peer import Script, call  # noqa: E402
-from tests.testbed.services import KEY_PREFIX, FeatureServer, RedisServer  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
+from tests.support.redis_server import RedisProcess  # noqa: E402
+from tests.testbed.services import KEY_PREFIX, FeatureServer  # noqa: E402
 
 OUTSIDE = "5552345678"
 MIX = [
@@ -68,8 +70,7 @@ def verdict(route: str, args: list[str], result) -> str:
 
 async def soak(opts) -> int:
     work = Path(tempfile.mkdtemp(prefix="tf-soak-"))
-    redis_server = RedisServer(work / "redis")
-    redis_server.start()
+    redis_server = RedisProcess(work / "redis", port=free_port(), aof=True).start()
     setup = redis_server.client()
     setup.set(f"{KEY_PREFIX}ext:2000:cidblock", "1")
     setup.hset(f"{KEY_PREFIX}ext:4000:lastcaller", mapping={

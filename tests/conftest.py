@@ -12,7 +12,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.support.ports import free_port  # noqa: E402
 from tests.support.redis_server import ClosedPort, RedisProcess  # noqa: E402
+from tests.testbed.services import KEY_PREFIX  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -105,3 +107,20 @@ async def start_server():
     yield start
     for server in servers:
         await server.stop(grace=1.0)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """redis-server on a loopback port with AOF (fsync always), for the suites
+    that restart or kill it and check what survived."""
+    server = RedisProcess(tmp_path_factory.mktemp("aof-redis"), port=free_port(), aof=True).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_state(redis_server):
+    """A client on that Redis, with every key of the test prefix deleted first."""
+    client = redis_server.emptied_client(KEY_PREFIX)
+    yield client
+    client.close()

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.hardening.conftest import normal_session, run
+from tests.hardening.checks import normal_session, run
 from tests.support.asterisk_peer import Script, call, header_bytes, read_until_closed, usage_block
 from tests.support.callerids import HOSTILE_NUMBERS, WITHHELD_NUMBERS
 from tests.testbed.services import KEY_PREFIX
@@ -171,7 +171,7 @@ OVER_THE_WIRE = [n for n in HOSTILE_NUMBERS if "\n" not in n and "\r" not in n]
 
 
 @pytest.mark.parametrize("number", OVER_THE_WIRE + WITHHELD_NUMBERS)
-def test_hostile_caller_ids_are_recorded_withheld_and_never_dialed(serve_once, redis_client, number):
+def test_hostile_caller_ids_are_recorded_withheld_and_never_dialed(serve_once, redis_state, number):
     """inbound with the caller ID, then *69: never a TF_DIAL, never an AGI
     command carrying the caller's data."""
     callerid = number
@@ -185,7 +185,7 @@ def test_hostile_caller_ids_are_recorded_withheld_and_never_dialed(serve_once, r
 
     inbound, back = run(sessions())
     assert inbound.status == "OK"
-    record = redis_client.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller")
+    record = redis_state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller")
     assert record["withheld"] == "1" and record["number"] == ""
     assert back.status == "REFUSED" and "TF_DIAL" not in back.variables
     assert back.said == []

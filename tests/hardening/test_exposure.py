@@ -8,9 +8,9 @@ import json
 import urllib.error
 import urllib.request
 
-from tests.hardening.conftest import normal_session, run
+from tests.hardening.checks import normal_session, run
 from tests.support.asterisk_peer import call, header_bytes, read_until_closed
-from tests.testbed.asterisk import free_port
+from tests.support.ports import free_port
 from tests.testbed.services import wait_for
 
 

@@ -9,19 +9,19 @@ import signal
 import time
 import urllib.request
 
-from tests.hardening.conftest import normal_session, run
+from tests.hardening.checks import normal_session, run
 from tests.support.asterisk_peer import Script, call, header_bytes, read_until_closed
-from tests.testbed.asterisk import free_port
+from tests.support.ports import free_port
 from tests.testbed.services import KEY_PREFIX, wait_for
 
 OUTSIDE = "5552345678"
 
 
-def test_redis_killed_under_load_and_restarted(serve, redis_server, redis_client):
+def test_redis_killed_under_load_and_restarted(serve, redis_server, redis_state):
     """Sessions keep completing through the outage with the on_state_error
     presentation, feature codes answer with the error prompt, the server
     reconnects by itself, and persisted state (AOF) survives a SIGKILL."""
-    redis_client.set(f"{KEY_PREFIX}ext:2000:cidblock", "1")
+    redis_state.set(f"{KEY_PREFIX}ext:2000:cidblock", "1")
     server = serve()
     results: list[tuple[float, str, object]] = []
     phases = {}

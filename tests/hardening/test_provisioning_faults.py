@@ -13,8 +13,9 @@ import threading
 import tftpy
 from lxml import etree
 
-from tests.testbed.asterisk import free_port
-from tests.testbed.services import udp_bound, wait_for
+from tests.support.ports import free_port
+from tests.support.ports import udp_bound
+from tests.testbed.services import wait_for
 
 TELEFEATURES = shutil.which("telefeatures", path=os.path.dirname(sys.executable)) or "telefeatures"
 SEP = "SEP0019E8F490AD.cnf.xml"

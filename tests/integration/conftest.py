@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.testbed.asterisk import Asterisk, free_port, prepare, remove_run_dir
-from tests.testbed.services import KEY_PREFIX, FeatureServer, RedisServer
+from tests.support.ports import free_port
+from tests.testbed.asterisk import Asterisk, prepare, remove_run_dir
+from tests.testbed.services import KEY_PREFIX, FeatureServer
 from tests.testbed.sipp import AnsweringAgent, SippRunner
 
 
@@ -28,14 +29,6 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def workdir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("testbed")
-
-
-@pytest.fixture(scope="session")
-def redis_server(workdir):
-    server = RedisServer(workdir / "redis")
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -83,10 +76,3 @@ def phone_1001(asterisk, sipp, workdir):
     assert result.returncode == 0, result.output
     yield agent
     agent.stop()
-
-
-@pytest.fixture
-def state(redis_server):
-    client = redis_server.emptied_client()
-    yield client
-    client.close()

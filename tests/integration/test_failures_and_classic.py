@@ -7,8 +7,8 @@ from tests.integration.e2e import assert_anonymous, assert_presented, outbound, 
 from tests.testbed.services import KEY_PREFIX
 
 
-def test_outbound_still_dials_when_the_feature_server_is_down(asterisk, feature_server, provider, sipp, state):
-    assert state.get(f"{KEY_PREFIX}ext:1000:cidblock") is None  # unblocked: the server would show the ID
+def test_outbound_still_dials_when_the_feature_server_is_down(asterisk, feature_server, provider, sipp, redis_state):
+    assert redis_state.get(f"{KEY_PREFIX}ext:1000:cidblock") is None  # unblocked: the server would show the ID
     assert feature_server.stop() == 0
     try:
         offset = asterisk.log_offset()
@@ -20,14 +20,14 @@ def test_outbound_still_dials_when_the_feature_server_is_down(asterisk, feature_
         offset = asterisk.log_offset()
         star(sipp, "1000", "*81", hold_ms=8000)
         assert played(asterisk, offset, "sorry") and played(asterisk, offset, "please-try-call-later")
-        assert state.get(f"{KEY_PREFIX}ext:1000:cidblock") is None
+        assert redis_state.get(f"{KEY_PREFIX}ext:1000:cidblock") is None
     finally:
         feature_server.start()
     assert_presented(outbound(sipp, provider, "1000"), "1000", "Alice")
 
 
-def test_outbound_still_dials_when_redis_is_down(asterisk, feature_server, redis_server, provider, sipp, state):
-    state.close()
+def test_outbound_still_dials_when_redis_is_down(asterisk, feature_server, redis_server, provider, sipp, redis_state):
+    redis_state.close()
     redis_server.stop()
     try:
         log_at = feature_server.log_offset()
@@ -48,31 +48,31 @@ def test_outbound_still_dials_when_redis_is_down(asterisk, feature_server, redis
     assert redis_server.client().get(f"{KEY_PREFIX}ext:1000:cidblock") == "1"
 
 
-def test_classic_agi_runs_the_same_features(asterisk, feature_server, provider, sipp, state):
+def test_classic_agi_runs_the_same_features(asterisk, feature_server, provider, sipp, redis_state):
     """Phone 1002 has set_var=TF_AGI_MODE=classic: every route runs through
     the telefeatures-agi script that Asterisk forks, not the FastAGI server."""
     log_at, offset = feature_server.log_offset(), asterisk.log_offset()
     star(sipp, "1002", "*81")
-    assert state.get(f"{KEY_PREFIX}ext:1002:cidblock") == "1"
+    assert redis_state.get(f"{KEY_PREFIX}ext:1002:cidblock") == "1"
     log = asterisk.log_since(offset)
     assert "telefeatures-agi" in log and "agi://" not in log
     assert played(asterisk, offset, "activated")
     assert_anonymous(outbound(sipp, provider, "1002"), "1002")
 
     star(sipp, "1002", "*82")
-    assert state.get(f"{KEY_PREFIX}ext:1002:cidblock") is None
+    assert redis_state.get(f"{KEY_PREFIX}ext:1002:cidblock") is None
     assert_presented(outbound(sipp, provider, "1002"), "1002", "Carol")
     assert feature_server.sessions_since(log_at) == []  # nothing went through FastAGI
 
 
-def test_keys_follow_the_documented_schema(asterisk, feature_server, phone_1001, sipp, state):
+def test_keys_follow_the_documented_schema(asterisk, feature_server, phone_1001, sipp, redis_state):
     star(sipp, "1000", "*81")
     result = sipp.trunk_call("1001", "5551234567", "Pat Caller")
     assert result.returncode == 0, result.output
-    keys = sorted(state.scan_iter(f"{KEY_PREFIX}*"))
+    keys = sorted(redis_state.scan_iter(f"{KEY_PREFIX}*"))
     assert keys == [f"{KEY_PREFIX}ext:1000:cidblock", f"{KEY_PREFIX}ext:1001:lastcaller"]
-    assert state.type(f"{KEY_PREFIX}ext:1001:lastcaller") == "hash"
-    record = state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller")
+    assert redis_state.type(f"{KEY_PREFIX}ext:1001:lastcaller") == "hash"
+    record = redis_state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller")
     assert set(record) == {"number", "name", "pres", "time", "withheld", "reason"}
     assert record["pres"] == "0" and float(record["time"]) > 1.7e9
 

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from tests.testbed.asterisk import free_port
-from tests.testbed.services import udp_bound, wait_for
+from tests.support.ports import free_port
+from tests.support.ports import udp_bound
+from tests.testbed.services import wait_for
 from tests.testbed.sipp import AnsweringAgent
 
 MAC = "00:19:e8:aa:bb:01"
@@ -103,7 +104,7 @@ def tftp_get(port: int, name: str, dest: Path) -> bytes:
 
 
 def test_virtual_7961_fetches_its_config_registers_and_dials(asterisk, feature_server, provisioned, tftp_server,
-                                                            sipp, state, tmp_path):
+                                                            sipp, redis_state, tmp_path):
     _, root = provisioned
     data = tftp_get(tftp_server, SEP, tmp_path / SEP)
     assert data == (root / SEP).read_bytes()

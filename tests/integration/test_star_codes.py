@@ -20,32 +20,32 @@ from tests.testbed.services import KEY_PREFIX
 # ----------------------------------------------------------------------------- *81 *82 *83
 
 
-def test_star81_then_outbound_call_is_anonymous(asterisk, feature_server, provider, sipp, state):
+def test_star81_then_outbound_call_is_anonymous(asterisk, feature_server, provider, sipp, redis_state):
     offset = asterisk.log_offset()
     star(sipp, "1000", "*81")
-    assert state.get(f"{KEY_PREFIX}ext:1000:cidblock") == "1"
+    assert redis_state.get(f"{KEY_PREFIX}ext:1000:cidblock") == "1"
     assert played(asterisk, offset, "activated")
     assert_anonymous(outbound(sipp, provider, "1000"), "1000")
 
 
-def test_star82_then_outbound_call_shows_caller_id(asterisk, feature_server, provider, sipp, state):
-    state.set(f"{KEY_PREFIX}ext:1000:cidblock", "1")
+def test_star82_then_outbound_call_shows_caller_id(asterisk, feature_server, provider, sipp, redis_state):
+    redis_state.set(f"{KEY_PREFIX}ext:1000:cidblock", "1")
     offset = asterisk.log_offset()
     star(sipp, "1000", "*82")
-    assert state.get(f"{KEY_PREFIX}ext:1000:cidblock") is None
+    assert redis_state.get(f"{KEY_PREFIX}ext:1000:cidblock") is None
     assert played(asterisk, offset, "de-activated")
     assert_presented(outbound(sipp, provider, "1000"), "1000", "Alice")
 
 
-def test_star83_announces_whether_blocking_is_on(asterisk, feature_server, sipp, state):
-    state.set(f"{KEY_PREFIX}ext:1000:cidblock", "1")
+def test_star83_announces_whether_blocking_is_on(asterisk, feature_server, sipp, redis_state):
+    redis_state.set(f"{KEY_PREFIX}ext:1000:cidblock", "1")
     offset, log_at = asterisk.log_offset(), feature_server.log_offset()
     star(sipp, "1000", "*83")
     assert played(asterisk, offset, "enabled") and not played(asterisk, offset, "disabled")
     sessions = feature_server.sessions_since(log_at)
     assert any("route=cidblock/status ext=1000 status=OK" in s for s in sessions), sessions
 
-    state.delete(f"{KEY_PREFIX}ext:1000:cidblock")
+    redis_state.delete(f"{KEY_PREFIX}ext:1000:cidblock")
     offset = asterisk.log_offset()
     star(sipp, "1000", "*83")
     assert played(asterisk, offset, "disabled") and not played(asterisk, offset, "enabled")
@@ -54,19 +54,19 @@ def test_star83_announces_whether_blocking_is_on(asterisk, feature_server, sipp,
 # ----------------------------------------------------------------------------- *67
 
 
-def test_star67_withholds_caller_id_for_that_call_only(asterisk, feature_server, provider, sipp, state):
+def test_star67_withholds_caller_id_for_that_call_only(asterisk, feature_server, provider, sipp, redis_state):
     assert_anonymous(outbound(sipp, provider, "1000", "*67" + OUTSIDE), "1000")
     assert_presented(outbound(sipp, provider, "1000"), "1000", "Alice")
-    assert state.get(f"{KEY_PREFIX}ext:1000:cidblock") is None
+    assert redis_state.get(f"{KEY_PREFIX}ext:1000:cidblock") is None
 
 
 # ----------------------------------------------------------------------------- inbound and *69
 
 
-def test_inbound_call_then_star69_calls_back(asterisk, feature_server, provider, phone_1001, sipp, state):
+def test_inbound_call_then_star69_calls_back(asterisk, feature_server, provider, phone_1001, sipp, redis_state):
     result = sipp.trunk_call("1001", CALLER, "Pat Caller")
     assert result.returncode == 0 and result.answered, result.output
-    record = state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller")
+    record = redis_state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller")
     assert record["number"] == CALLER and record["withheld"] == "0" and record["name"] == "Pat Caller"
 
     before, offset = len(provider.invites()), asterisk.log_offset()
@@ -79,10 +79,10 @@ def test_inbound_call_then_star69_calls_back(asterisk, feature_server, provider,
     assert played(asterisk, offset, "info-about-last-call")
 
 
-def test_anonymous_inbound_then_star69_refuses(asterisk, feature_server, provider, phone_1001, sipp, state):
+def test_anonymous_inbound_then_star69_refuses(asterisk, feature_server, provider, phone_1001, sipp, redis_state):
     result = sipp.trunk_call("1001", "anonymous", "Anonymous", extra_header="Privacy: id")
     assert result.returncode == 0, result.output
-    record = state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller")
+    record = redis_state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller")
     assert record["withheld"] == "1" and record["number"] == ""
 
     before, offset, log_at = len(provider.invites()), asterisk.log_offset(), feature_server.log_offset()
@@ -94,11 +94,11 @@ def test_anonymous_inbound_then_star69_refuses(asterisk, feature_server, provide
 
 
 def test_hostile_caller_id_then_star69_dials_nothing(asterisk, feature_server, provider, phone_1001, sipp,
-                                                     state):
+                                                     redis_state):
     hostile = "5551234&PJSIP/evil"
     result = sipp.trunk_call("1001", hostile, "Mallory")
     assert result.returncode == 0, result.output
-    record = state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller")
+    record = redis_state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller")
     assert record["withheld"] == "1" and record["reason"] == "invalid-number" and "evil" not in str(record)
 
     before, offset = len(provider.invites()), asterisk.log_offset()
@@ -109,23 +109,23 @@ def test_hostile_caller_id_then_star69_dials_nothing(asterisk, feature_server, p
     assert "PJSIP/evil" not in log
 
 
-def test_internal_call_does_not_replace_last_caller(asterisk, feature_server, provider, phone_1001, sipp, state):
+def test_internal_call_does_not_replace_last_caller(asterisk, feature_server, provider, phone_1001, sipp, redis_state):
     result = sipp.trunk_call("1001", CALLER, "Pat Caller")
     assert result.returncode == 0 and result.answered, result.output
-    before = state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller")
+    before = redis_state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller")
 
     calls = len(phone_1001.invites())
     result = sipp.call("1000", "1001", hold_ms=800)
     assert result.returncode == 0 and result.answered, result.output
     assert len(phone_1001.invites()) == calls + 1  # the internal call really rang 1001
-    assert state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller") == before
+    assert redis_state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller") == before
 
 
 # ----------------------------------------------------------------------------- persistence
 
 
 def test_a_restarted_feature_server_serves_the_state_it_never_kept(asterisk, feature_server, provider, sipp,
-                                                                     state):
+                                                                     redis_state):
     """The server holds nothing of its own: after SIGTERM and a fresh start,
     *83 and the outbound policy read what *81 left in Redis."""
     star(sipp, "1000", "*81")

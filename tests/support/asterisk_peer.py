@@ -324,8 +324,6 @@ class ScriptedAsterisk:
             return ["200 result=1"]
         if verb == "CHANNEL STATUS":
             return ["200 result=6"]
-        if verb == "DATABASE GET":
-            return ["200 result=0"]
         return ["200 result=0"]
 
 

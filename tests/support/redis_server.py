@@ -1,4 +1,5 @@
-"""A throw-away redis-server for tests, on a Unix socket or a loopback port."""
+"""A throw-away redis-server (Debian's) for tests and benchmarks, on a Unix
+socket or a loopback port, optionally with AOF persistence or a password."""
 
 from __future__ import annotations
 
@@ -11,14 +12,9 @@ from pathlib import Path
 
 import redis
 
+from .ports import free_port  # noqa: F401 - re-exported for the tests that use it from here
+
 REDIS_SERVER = shutil.which("redis-server", path="/usr/bin:/usr/local/bin") or shutil.which("redis-server")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 class ClosedPort:
@@ -37,28 +33,40 @@ class ClosedPort:
 
 
 class RedisProcess:
-    """``redis-server`` with no persistence, started and stopped by the test."""
+    """``redis-server`` started and stopped by the test: on a Unix socket, or on
+    ``port``; ``aof`` keeps every write (appendfsync always) across a restart
+    or a SIGKILL; ``password`` sets requirepass."""
 
-    def __init__(self, workdir: Path, *, port: int | None = None):
+    def __init__(self, workdir: Path, *, port: int | None = None, aof: bool = False,
+                 password: str | None = None):
         if REDIS_SERVER is None:
             raise RuntimeError("redis-server is not installed")
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port
+        self.aof = aof
+        self.password = password
         self.socket_path = self.workdir / "redis.sock"
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
+        return self.url_for()
+
+    def url_for(self, db: int = 0, password: str | None = None) -> str:
+        """The URL of database ``db``, with this server's password or ``password``."""
+        password = password or self.password
+        auth = f":{password}@" if password else ""
         if self.port is not None:
-            return f"redis://127.0.0.1:{self.port}/0"
-        return f"unix://{self.socket_path}"
+            return f"redis://{auth}127.0.0.1:{self.port}/{db}"
+        return f"unix://{auth}{self.socket_path}?db={db}"
 
     def start(self, timeout: float = 10.0) -> RedisProcess:
         args = [
             REDIS_SERVER,
             "--save", "",
-            "--appendonly", "no",
+            *(["--appendonly", "yes", "--appendfsync", "always"] if self.aof else ["--appendonly", "no"]),
+            *(["--requirepass", self.password] if self.password else []),
             "--dir", str(self.workdir),
             "--bind", "127.0.0.1",
             "--port", str(self.port or 0),
@@ -84,12 +92,26 @@ class RedisProcess:
                 raise RuntimeError("redis-server did not start")
             time.sleep(0.02)
 
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, decode_responses=True)
+    def client(self, db: int = 0) -> redis.Redis:
+        return redis.Redis.from_url(self.url_for(db), decode_responses=True, socket_timeout=2)
+
+    def emptied_client(self, prefix: str) -> redis.Redis:
+        """A client, after deleting every key under ``prefix``."""
+        client = self.client()
+        for key in client.scan_iter(f"{prefix}*"):
+            client.delete(key)
+        return client
 
     def flush(self) -> None:
         with self.client() as c:
             c.flushall()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown save; only what the AOF already has survives."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.stop()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -8,57 +8,24 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import time
 
 import pytest
-import redis
 
 from telefeatures.state.backend import PipelinedRedis, StateBackend
 from telefeatures.state.repository import CallerRecord, StateUnavailable
-from tests.support.redis_server import REDIS_SERVER, free_port
+from tests.support.ports import free_port
+from tests.support.redis_server import RedisProcess
 
 PASSWORD = "s3cret-pw"
 
 
-class AuthRedis:
-    """redis-server on a loopback port with a password."""
-
-    def __init__(self, workdir):
-        self.port = free_port()
-        self.workdir = workdir
-        self.proc = None
-
-    def start(self):
-        self.proc = subprocess.Popen([REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                                      "--appendonly", "no", "--dir", str(self.workdir), "--requirepass", PASSWORD],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if self.client(0).ping():
-                    return self
-            except redis.RedisError:
-                time.sleep(0.02)
-        raise RuntimeError("redis-server did not start")
-
-    def client(self, db: int) -> redis.Redis:
-        return redis.Redis(port=self.port, password=PASSWORD, db=db, decode_responses=True, socket_timeout=2)
-
-    def url(self, db: int = 0, password: str = PASSWORD) -> str:
-        return f"redis://:{password}@127.0.0.1:{self.port}/{db}"
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
 @pytest.fixture
 def auth_redis(tmp_path):
-    server = AuthRedis(tmp_path).start()
+    """redis-server on a loopback port with a password."""
+    server = RedisProcess(tmp_path, port=free_port(), password=PASSWORD).start()
     yield server
-    server.stop()
+    server.kill()
 
 
 PATHS = pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "redis-py"])
@@ -75,7 +42,7 @@ async def test_the_configured_path_is_the_one_used(redis_url, tmp_path, pipelini
 
 @PATHS
 async def test_auth_and_database_selection(auth_redis, tmp_path, pipelining):
-    backend = StateBackend.open(auth_redis.url(db=3), tmp_path, pipelining=pipelining)
+    backend = StateBackend.open(auth_redis.url_for(db=3), tmp_path, pipelining=pipelining)
     repo = backend.repository
     try:
         await repo.set_blocked("1000", True)
@@ -92,7 +59,7 @@ async def test_auth_and_database_selection(auth_redis, tmp_path, pipelining):
 
 @PATHS
 async def test_a_wrong_password_is_state_unavailable(auth_redis, tmp_path, pipelining):
-    backend = StateBackend.open(auth_redis.url(password="wrong"), tmp_path, pipelining=pipelining)
+    backend = StateBackend.open(auth_redis.url_for(password="wrong"), tmp_path, pipelining=pipelining)
     try:
         with pytest.raises(StateUnavailable):
             await backend.repository.is_blocked("1000")
@@ -102,7 +69,7 @@ async def test_a_wrong_password_is_state_unavailable(auth_redis, tmp_path, pipel
 
 @PATHS
 async def test_a_hung_redis_fails_within_the_timeout_and_recovers(auth_redis, tmp_path, pipelining):
-    backend = StateBackend.open(auth_redis.url(), tmp_path, timeout=0.3, pipelining=pipelining)
+    backend = StateBackend.open(auth_redis.url, tmp_path, timeout=0.3, pipelining=pipelining)
     repo = backend.repository
     try:
         assert await repo.is_blocked("1000") is False
@@ -124,11 +91,11 @@ async def test_a_hung_redis_fails_within_the_timeout_and_recovers(auth_redis, tm
 
 @PATHS
 async def test_a_restarted_redis_is_reconnected_by_itself(auth_redis, tmp_path, pipelining):
-    backend = StateBackend.open(auth_redis.url(), tmp_path, timeout=0.3, pipelining=pipelining)
+    backend = StateBackend.open(auth_redis.url, tmp_path, timeout=0.3, pipelining=pipelining)
     repo = backend.repository
     try:
         await repo.set_blocked("1000", True)
-        auth_redis.stop()
+        auth_redis.kill()
         with pytest.raises(StateUnavailable):
             await repo.is_blocked("1000")
         auth_redis.start()  # same port, empty (no persistence in this test)
