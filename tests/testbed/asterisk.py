@@ -27,10 +27,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import tomllib
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tests.support.ports import free_port
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent.parent
@@ -44,16 +47,17 @@ CHROOT_RECIPE = {
     "include": ["asterisk", "asterisk-core-sounds-en", "python3", "python3-venv"],
     "revision": 1,
 }
-# What telefeatures-agi needs inside the Asterisk root (classic AGI).
-CLASSIC_AGI_REQUIREMENTS = [
-    "pydantic>=2.6",
-    "pydantic-settings>=2.7",
-    "redis>=5.0",
-    "prometheus-client>=0.20",
-    "python-json-logger>=3.1",
-    "pyst2>=0.5.1",
-    "six>=1.9",  # pyst2's own dependency
-]
+# The project dependencies telefeatures-agi needs inside the Asterisk root
+# (classic AGI); their version pins come from pyproject.toml.
+CLASSIC_AGI_PACKAGES = ("pydantic", "pydantic-settings", "redis", "prometheus-client", "python-json-logger",
+                        "pyst2")
+
+
+def classic_agi_requirements() -> list[str]:
+    deps = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]["dependencies"]
+    picked = [re.sub(r"\[[^]]*\]", "", d) for d in deps  # no extras: hiredis is optional there
+              if re.split(r"[\[<>=!~ ]", d, maxsplit=1)[0].lower() in CLASSIC_AGI_PACKAGES]
+    return [*picked, "six>=1.9"]  # pyst2's own dependency, which it does not declare as a wheel would
 CHROOT_VENV = "/opt/telefeatures"
 OWNED_DIRS = ["etc/asterisk", "var/lib/asterisk", "var/spool/asterisk", "var/log/asterisk",
               "run/asterisk", "var/cache/asterisk"]
@@ -77,24 +81,6 @@ def cache_dir() -> Path:
 
 def recipe_key(recipe: dict) -> str:
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1", both: bool = False) -> int:
-    """A port free on ``host`` (for TCP and UDP at once when ``both``)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        if not both:
-            return port
-        other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
-        try:
-            with socket.socket(socket.AF_INET, other) as s:
-                s.bind((host, port))
-            return port
-        except OSError:
-            continue
-    raise TestbedError("no free port found")
 
 
 # ----------------------------------------------------------------------------- sources
@@ -194,6 +180,15 @@ def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return result
 
 
+def project_digest() -> str:
+    """A hash of everything that goes into the project wheel."""
+    digest = hashlib.sha256((PROJECT / "pyproject.toml").read_bytes())
+    for path in sorted((PROJECT / "telefeatures").rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(PROJECT)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def build_project_wheel(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for old in dest.glob("telefeatures-*.whl"):
@@ -207,11 +202,13 @@ def ensure_chroot_classic_agi(root: Path) -> str:
     """Install telefeatures-agi into a venv inside the root; returns its path there.
 
     Dependencies are downloaded on the host for the root's Python into a cached
-    wheelhouse and installed offline; the project wheel is rebuilt every run.
+    wheelhouse and installed offline; the project wheel is rebuilt and
+    installed whenever the project's sources changed.
     """
+    requirements = classic_agi_requirements()
     pyver = _run(["chroot", str(root), "python3", "-c",
                   "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"]).stdout.strip()
-    key = recipe_key({"py": pyver, "req": CLASSIC_AGI_REQUIREMENTS})
+    key = recipe_key({"py": pyver, "req": requirements})
     marker = root / CHROOT_VENV.lstrip("/") / f".deps-{key}"
     inside_wheels = root / "tmp" / "tf-wheelhouse"
     if not marker.exists():
@@ -225,22 +222,32 @@ def ensure_chroot_classic_agi(root: Path) -> str:
                   "--abi", "abi3", "--abi", "none",
                   "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64",
                   "--platform", "manylinux_2_28_x86_64", "--platform", "any",
-                  *[r for r in CLASSIC_AGI_REQUIREMENTS if not r.startswith("pyst2")]])
+                  *[r for r in requirements if not r.startswith("pyst2")]])
             # pyst2 is published as a source archive only: build its (pure) wheel here.
             _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheelhouse),
-                  *[r for r in CLASSIC_AGI_REQUIREMENTS if r.startswith("pyst2")]])
+                  *[r for r in requirements if r.startswith("pyst2")]])
             (wheelhouse / ".complete").write_text("ok")
         shutil.rmtree(root / CHROOT_VENV.lstrip("/"), ignore_errors=True)
         _run(["chroot", str(root), "python3", "-m", "venv", CHROOT_VENV])
         shutil.rmtree(inside_wheels, ignore_errors=True)
         shutil.copytree(wheelhouse, inside_wheels)
         _run(["chroot", str(root), f"{CHROOT_VENV}/bin/pip", "install", "-q", "--no-index",
-              "--find-links", "/tmp/tf-wheelhouse", *CLASSIC_AGI_REQUIREMENTS])
+              "--find-links", "/tmp/tf-wheelhouse", *requirements])
         marker.write_text("ok")
-    wheel = build_project_wheel(root / "tmp" / "tf-project-wheel")
-    _run(["chroot", str(root), f"{CHROOT_VENV}/bin/pip", "install", "-q", "--no-index", "--no-deps",
-          "--force-reinstall", f"/tmp/tf-project-wheel/{wheel.name}"])
+    installed = root / CHROOT_VENV.lstrip("/") / f".project-{project_digest()}"
+    if not installed.exists():
+        for old in installed.parent.glob(".project-*"):
+            old.unlink()
+        wheel = build_project_wheel(root / "tmp" / "tf-project-wheel")
+        _run(["chroot", str(root), f"{CHROOT_VENV}/bin/pip", "install", "-q", "--no-index", "--no-deps",
+              "--force-reinstall", f"/tmp/tf-project-wheel/{wheel.name}"])
+        installed.write_text("ok")
     return f"{CHROOT_VENV}/bin/telefeatures-agi"
+
+
+def ensure_docker_image() -> None:
+    _run(["docker", "build", "-q", "-t", "telefeatures-testbed-asterisk", "-f",
+          str(PROJECT / "docker" / "asterisk" / "Dockerfile"), str(PROJECT)], timeout=1800)
 
 
 # ----------------------------------------------------------------------------- instance
@@ -388,8 +395,7 @@ def prepare(agi_port: int, env: dict | None = None, extra_pjsip: str = "", quiet
         moddir = next((c for c in candidates if Path(c).is_dir()), candidates[0])
         datadir = "/usr/share/asterisk" if Path("/usr/share/asterisk/sounds").exists() else "/var/lib/asterisk"
     else:
-        _run(["docker", "build", "-q", "-t", "telefeatures-testbed-asterisk", "-f",
-              str(PROJECT / "docker" / "asterisk" / "Dockerfile"), str(PROJECT)], timeout=1800)
+        ensure_docker_image()
         run_dir = Path(tempfile.mkdtemp(prefix=run_id))
         inside = "/testbed"
         classic_agi = f"{CHROOT_VENV}/bin/telefeatures-agi"
@@ -398,7 +404,7 @@ def prepare(agi_port: int, env: dict | None = None, extra_pjsip: str = "", quiet
     for sub in ("etc/telefeatures", "lib", "spool", "run", "log"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
     rtp = free_port(socket.SOCK_DGRAM)
-    ports = Ports(sip=free_port(both=True), ami=free_port(), agi=agi_port,
+    ports = Ports(sip=free_port(socket.SOCK_DGRAM), ami=free_port(), agi=agi_port,
                   provider=free_port(socket.SOCK_DGRAM, "127.0.0.2"), rtp_start=rtp, rtp_end=rtp + 200)
     ast = Asterisk(source=source, run_dir=run_dir, inside=inside, ports=ports, ami_user="tftest",
                    ami_secret=uuid.uuid4().hex, phone_secret=uuid.uuid4().hex[:12], root=root, env=env or {})
@@ -436,8 +442,7 @@ def main(argv: list[str]) -> int:
         ensure_chroot_classic_agi(root)
         out = _run(["chroot", str(root), "asterisk", "-V"]).stdout.strip()
     elif source == "docker":
-        _run(["docker", "build", "-q", "-t", "telefeatures-testbed-asterisk", "-f",
-              str(PROJECT / "docker" / "asterisk" / "Dockerfile"), str(PROJECT)], timeout=1800)
+        ensure_docker_image()
         out = _run(["docker", "run", "--rm", "telefeatures-testbed-asterisk", "asterisk", "-V"]).stdout.strip()
     else:
         out = _run(["asterisk", "-V"]).stdout.strip()

@@ -15,9 +15,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .asterisk import Asterisk, TestbedError, fill_placeholders, free_port
+from tests.support.ports import free_port, udp_bound
+
+from .asterisk import Asterisk, TestbedError, fill_placeholders
 
 SCENARIOS = Path(__file__).resolve().parent / "sipp"
+# Pressing a key: sipp replays Debian's recorded RFC 2833 events for it.
+DTMF_STEP = """  <pause milliseconds="{delay}"/>
+  <nop>
+    <action>
+      <exec play_pcap_audio="/usr/share/sip-tester/dtmf_2833_{digit}.pcap"/>
+    </action>
+  </nop>"""
 _SEPARATOR = re.compile(r"^-{20,} .*$", re.MULTILINE)
 _DIRECTION = re.compile(r"^(UDP|TCP|TLS) message (received|sent)", re.MULTILINE)
 
@@ -134,9 +143,9 @@ class SippRunner:
              password: str | None = None) -> SippResult:
         """Phone ``ext`` dials ``number``; with ``dtmf`` it presses that key
         (RFC 2833) ``dtmf_delay_ms`` after the answer."""
-        scenario = "call_dtmf.xml" if dtmf else "call.xml"
-        values = {"EXT": ext, "HOLD": str(hold_ms), "DIGIT": dtmf or "", "DTMF_DELAY": str(dtmf_delay_ms)}
-        cmd, trace = self._base(scenario, "127.0.0.1", f"call-{ext}-{re.sub(r'[^0-9A-Za-z]', '_', number)}",
+        values = {"EXT": ext, "HOLD": str(hold_ms), "DTMF": DTMF_STEP.format(digit=dtmf, delay=dtmf_delay_ms)
+                  if dtmf else ""}
+        cmd, trace = self._base("call.xml", "127.0.0.1", f"call-{ext}-{re.sub(r'[^0-9A-Za-z]', '_', number)}",
                                 values)
         cmd += ["-s", number, "-au", auth_user or ext, "-ap", password or self.asterisk.phone_password(ext),
                 "-timeout", f"{int(timeout)}s", "-timeout_error"]
@@ -166,9 +175,11 @@ class AnsweringAgent:
                "-message_file", str(self.trace), "-t", "u1"]
         self._out = open(self.trace.with_suffix(".out"), "wb")
         self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT)
-        time.sleep(0.3)
-        if self.process.poll() is not None:
-            raise TestbedError(f"sipp UAS on {self.ip}:{self.port} exited at once")
+        deadline = time.monotonic() + 5
+        while not udp_bound(self.port, self.ip):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise TestbedError(f"sipp UAS on {self.ip}:{self.port} did not start")
+            time.sleep(0.02)
         return self
 
     def messages(self) -> list[SipMessage]:
