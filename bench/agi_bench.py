@@ -61,22 +61,18 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from telefeatures.agi.protocol import unquote_args  # noqa: E402
+from tests.support.asterisk_peer import header_bytes  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 ALL_SERVERS = ("tf-asyncio", "tf-uvloop", "floor-asyncio", "floor-uvloop", "panoramisk", "threaded",
                "threaded-pyst2")
 TF_SERVERS = ("tf-asyncio", "tf-uvloop")
 ROUTE_GROUPS = ("outbound-allowed", "outbound-blocked", "cidblock/on", "inbound", "callreturn")
 KEY_PREFIX = "tf:"
-ASTERISK_VERSION = "22.5.2"
 SESSION_TIMEOUT = 20.0
 
 # ----------------------------------------------------------------------------- Asterisk's side
 
-# The order in which res_agi.c sends the header block.
-HEADER_FIELDS = ("network", "network_script", "request", "channel", "language", "type", "uniqueid",
-                 "version", "callerid", "calleridname", "callingpres", "callingani2", "callington",
-                 "callingtns", "dnid", "rdnis", "context", "extension", "priority", "enhanced",
-                 "accountcode", "threadid")
 UNIQUEID_MARK = "\x00UNIQUEID\x00"
 HEADER_WRITES = "asterisk"  # set from --header-writes
 
@@ -100,23 +96,12 @@ class Scenario:
     answers: dict = field(default_factory=dict)
 
     def build(self, port: int) -> Scenario:
-        values = {
-            "network": "yes", "network_script": self.route, "request": f"agi://127.0.0.1:{port}/{self.route}",
-            "channel": self.channel, "language": "en", "type": "PJSIP", "uniqueid": UNIQUEID_MARK,
-            "version": ASTERISK_VERSION, "callerid": self.callerid, "calleridname": self.calleridname,
-            "callingpres": self.callingpres, "callingani2": "0", "callington": "0", "callingtns": "0",
-            "dnid": "unknown", "rdnis": "unknown", "context": self.context, "extension": "s",
-            "priority": "2", "enhanced": "0.0", "accountcode": "", "threadid": "140234567890432",
-        }
-        lines = []
-        for name in HEADER_FIELDS:
-            value = values[name]
-            # Asterisk writes an empty value as "agi_x:" with no space after the colon.
-            lines.append(f"agi_{name}:" + (f" {value}" if value else ""))
-        lines += [f"agi_arg_{n}: {arg}" for n, arg in enumerate(self.args, start=1)]
-        text = "\n".join(lines) + "\n\n"
-        head, _, tail = text.partition(UNIQUEID_MARK)
-        self.head, self.tail = head.encode(), tail.encode()
+        # The header as Asterisk 22 sends it (tests/support/asterisk_peer.py),
+        # cut at the uniqueid so every session can carry its own cheaply.
+        text = header_bytes(self.route, self.args, host=f"127.0.0.1:{port}", channel=self.channel,
+                            uniqueid=UNIQUEID_MARK, callerid=self.callerid, calleridname=self.calleridname,
+                            callingpres=self.callingpres, context=self.context, priority="2")
+        self.head, _, self.tail = text.partition(UNIQUEID_MARK.encode())
         self.answers = {}
         return self
 
@@ -294,12 +279,6 @@ async def run_batch(port: int, group: list[Scenario], sessions: int, concurrency
 
 
 # ----------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30.0) -> None:
