@@ -375,7 +375,7 @@ def server_command(name: str, port: int, redis_url: str) -> list[str]:
     py = sys.executable
     if name in TF_SERVERS:
         exe = Path(py).with_name("telefeatures")
-        cli = [str(exe)] if exe.exists() else [py, "-m", "telefeatures.cli"]
+        cli = [str(exe)] if exe.exists() else [py, "-m", "telefeatures.cli.root"]
         return [*cli, "--redis-url", redis_url, "serve", "--host", "127.0.0.1", "--port", str(port),
                 "--event-loop", name.split("-", 1)[1]]
     if name.startswith("floor-"):

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .devices import MAX_LINE_FIELD, MAX_PHONE_LABEL, PHONE_MODELS
-from .dialplan import (
+from .dial_templates import (
     DialTemplate,
     build_dial_templates,
     cut_short,

@@ -14,9 +14,9 @@ import jinja2
 from lxml import etree
 
 from .devices import PHONE_MODELS, TRANSPORT_LAYER_PROTOCOL
-from .dialplan import check_dialplan
+from .dial_templates import check_dialplan
 from .inventory import Phone, Site
-from .rules import check_sep_config, check_xml_default
+from .xml_checks import check_sep_config, check_xml_default
 
 SEP_TEMPLATE = "SEP.cnf.xml.j2"
 DIALPLAN_TEMPLATE = "dialplan.xml.j2"

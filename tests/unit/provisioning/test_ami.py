@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from telefeatures.ami import NOTIFY_EVENTS, AmiClient, AmiError, AmiSettings
 from telefeatures.cli import cli
-from telefeatures.provisioning.cli import NOTIFY_EVENT_NAMES
+from telefeatures.cli.provision import NOTIFY_EVENT_NAMES
 
 from .conftest import SITE, phone_toml
 from .fake_ami import FakeAmi

@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from lxml import etree
 
 from telefeatures.cli import cli
-from telefeatures.provisioning.dialplan import check_dialplan
-from telefeatures.provisioning.rules import check_sep_config
+from telefeatures.provisioning.dial_templates import check_dialplan
+from telefeatures.provisioning.xml_checks import check_sep_config
 
 from .conftest import SITE, phone_toml, snapshot
 from .test_render import parse_pjsip

@@ -195,7 +195,7 @@ def test_outside_pattern_with_more_exact_keys_keeps_extension_pattern_from_firin
     site = SITE.replace('extension_patterns = ["1..."]', "extension_length = 4")
     inventory = parse_inventory(site + phone_toml("0019E8F490AD", lines=[{"extension": "1001",
                                                                           "display_name": "A"}]))
-    from telefeatures.provisioning.dialplan import cut_short
+    from telefeatures.provisioning.dial_templates import cut_short
 
     templates = inventory.site.dial_templates()
     assert cut_short("95551234", templates) is None
@@ -206,7 +206,7 @@ def test_outside_pattern_with_more_exact_keys_keeps_extension_pattern_from_firin
 def test_an_extension_is_not_cut_short_while_a_longer_template_may_still_match():
     """'55' is complete, but '551.' names as many exact keys and could still
     match: the phone waits, so extension 5500 dials whole."""
-    from telefeatures.provisioning.dialplan import cut_short, dial_delay
+    from telefeatures.provisioning.dial_templates import cut_short, dial_delay
 
     site = SITE.replace('extension_patterns = ["1..."]', 'extension_patterns = ["5..."]')
     site = re.sub(r"outside_patterns = \[[^]]*\]", 'outside_patterns = ["55", "551."]', site)
@@ -254,7 +254,7 @@ def test_feature_code_that_would_wait():
 
 
 def test_phone_grammar_matching():
-    from telefeatures.provisioning.dialplan import build_dial_templates, can_extend, dial_delay, is_complete
+    from telefeatures.provisioning.dial_templates import build_dial_templates, can_extend, dial_delay, is_complete
 
     assert is_complete("1...", "1001") and not can_extend("1...", "1001")
     assert is_complete("9011*", "90114") and can_extend("9011*", "90114") and not is_complete("9011*", "9011")

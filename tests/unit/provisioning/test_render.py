@@ -9,10 +9,10 @@ import pytest
 from lxml import etree
 
 from telefeatures.provisioning.credentials import ALPHABET, LENGTH, generate_password
-from telefeatures.provisioning.dialplan import check_dialplan, pattern_problem
+from telefeatures.provisioning.dial_templates import check_dialplan, pattern_problem
 from telefeatures.provisioning.inventory import parse_inventory
 from telefeatures.provisioning.render import ConfigRenderer, RenderError
-from telefeatures.provisioning.rules import check_sep_config
+from telefeatures.provisioning.xml_checks import check_sep_config
 
 from .conftest import SITE, phone_toml
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import tftpy
 
-from telefeatures.provisioning.tftp import TftpServer, parse_bind, parse_request, to_netascii
+from telefeatures.provisioning.tftp_server import TftpServer, parse_bind, parse_request, to_netascii
 
 SMALL = b'<?xml version="1.0"?>\n<device><deviceProtocol>SIP</deviceProtocol></device>\n'
 NAME = "SEP0019E8F490AD.cnf.xml"
@@ -298,7 +298,7 @@ def test_second_line_of_defence_after_open(tree, monkeypatch):
     """Even if the name check were bypassed (say, a symlink swapped in between
     the check and the open), the opened file is refused unless it lies inside
     the root: O_NOFOLLOW for the last component, /proc/self/fd for the rest."""
-    from telefeatures.provisioning import tftp
+    from telefeatures.provisioning import tftp_server as tftp
 
     monkeypatch.setattr(tftp, "resolve_request_path", lambda root, name: os.path.join(root, name))
     real_root = os.path.realpath(tree["root"])

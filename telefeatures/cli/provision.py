@@ -1,4 +1,4 @@
-"""``telefeatures provision ...`` and ``telefeatures tftp``.
+"""``telefeatures provision ...``: phone files and PJSIP endpoints from one inventory.
 
 Heavy modules (lxml, Jinja2, panoramisk) are imported inside the commands so
 registering these commands costs the rest of the ``telefeatures`` CLI nothing.
@@ -10,16 +10,16 @@ import asyncio
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from typing import TYPE_CHECKING
+from .root import cli
 
 if TYPE_CHECKING:
     from ..ami import AmiSettings
-    from .build import BuildReport
-    from .inventory import Inventory, Phone
+    from ..provisioning.build import BuildReport
+    from ..provisioning.inventory import Inventory, Phone
 
 NOTIFY_EVENT_NAMES = ("check-sync", "restart")  # the keys of ami.NOTIFY_EVENTS
 PROGRESS_FROM = 200  # phones; smaller builds finish before a bar is worth drawing
@@ -34,7 +34,7 @@ def _fail(lines: list[str], header: str) -> None:
 
 
 def _load(path: Path) -> Inventory:
-    from .inventory import InventoryError, load_inventory
+    from ..provisioning.inventory import InventoryError, load_inventory
 
     try:
         return load_inventory(path)
@@ -76,7 +76,7 @@ def _event_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _run_notify(settings: AmiSettings, phones: list[Phone], event: str, reload_pjsip: bool = False) -> bool:
     from ..ami import AmiError
-    from .notify import notify_phones
+    from ..provisioning.notify import notify_phones
 
     try:
         outcomes, reload = asyncio.run(notify_phones(settings, phones, event, reload_pjsip))
@@ -96,7 +96,7 @@ def _run_notify(settings: AmiSettings, phones: list[Phone], event: str, reload_p
     return not failed
 
 
-@click.group("provision")
+@cli.group("provision")
 def provision() -> None:
     """Cisco 79x1 SIP phone files and PJSIP endpoints from one inventory."""
 
@@ -109,9 +109,9 @@ def check(inventory: Path, templates: Path | None) -> None:
     """Validate INVENTORY and render every file in memory; write nothing.
 
     Exits 1 listing every error."""
-    from .build import BuildError, plan_build
-    from .credentials import CredentialStore
-    from .render import ConfigRenderer
+    from ..provisioning.build import BuildError, plan_build
+    from ..provisioning.credentials import CredentialStore
+    from ..provisioning.render import ConfigRenderer
 
     inv = _load(inventory)
     try:
@@ -141,9 +141,9 @@ def build(inventory: Path, tftp_root: Path, pjsip_path: Path | None, templates: 
           secrets_path: Path | None, notify: bool, event: str, verbose: bool, **ami: Any) -> None:
     """Write SEP<MAC>.cnf.xml, dialplan.xml and XMLDefault.cnf.xml into the TFTP
     root (and the PJSIP include), rewriting only files whose content changed."""
-    from .build import BuildError, apply_plan, plan_build
-    from .credentials import CredentialsError, CredentialStore, default_secrets_path
-    from .render import ConfigRenderer
+    from ..provisioning.build import BuildError, apply_plan, plan_build
+    from ..provisioning.credentials import CredentialsError, CredentialStore, default_secrets_path
+    from ..provisioning.render import ConfigRenderer
 
     settings = _ami_settings(**ami) if notify else None
     inv = _load(inventory)
@@ -214,7 +214,7 @@ def _print_report(report: BuildReport, secrets_path: Path, verbose: bool) -> Non
 @_ami_options
 def notify_command(inventory: Path, macs: tuple[str, ...], event: str, **ami: Any) -> None:
     """Tell phones to re-read their configuration (SIP NOTIFY via AMI PJSIPNotify)."""
-    from .notify import select_phones
+    from ..provisioning.notify import select_phones
 
     settings = _ami_settings(**ami)
     inv = _load(inventory)
@@ -225,31 +225,3 @@ def notify_command(inventory: Path, macs: tuple[str, ...], event: str, **ami: An
         raise click.ClickException(str(exc)) from None
     if not _run_notify(settings, phones, event):
         sys.exit(1)
-
-
-@click.command("tftp")
-@click.option("--root", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Directory to serve (read-only).")
-@click.option("--bind", default="127.0.0.1:6969", show_default=True,
-              help="HOST:PORT to listen on; the phones' port is 69 (needs CAP_NET_BIND_SERVICE).")
-@click.option("--max-transfers", type=click.IntRange(1, 10000), default=32, show_default=True)
-@click.option("--timeout", type=click.FloatRange(0.1, 255), default=2.0, show_default=True,
-              help="Seconds before a block is sent again.")
-@click.option("--retries", type=click.IntRange(0, 50), default=5, show_default=True)
-def tftp(root: str, bind: str, max_transfers: int, timeout: float, retries: int) -> None:
-    """Serve phone files over TFTP, read-only."""
-    from ..logsetup import configure_logging
-    from .tftp import TftpServer, parse_bind
-
-    try:
-        host, port = parse_bind(bind)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--bind") from None
-    configure_logging("INFO", "text")
-    server = TftpServer(root, host, port, max_transfers=max_transfers, timeout=timeout, retries=retries)
-    try:
-        asyncio.run(server.serve_forever())
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {bind}: {exc.strerror or exc}") from None

@@ -1,0 +1,59 @@
+"""The ``telefeatures`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from ..config import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+log = logging.getLogger("telefeatures")
+
+
+def settings_from(ctx_obj: dict[str, Any], **overrides: Any) -> Settings:
+    try:
+        return load_settings(ctx_obj.get("config"), **{**ctx_obj.get("overrides", {}), **overrides})
+    except SettingsError as exc:
+        raise click.ClickException(f"bad settings, not starting:\n{exc}") from None
+
+
+def run_loop(settings: Settings, main: Callable[[], Awaitable[T]]) -> T:
+    """Run on uvloop when wanted and available, else the standard loop."""
+    if settings.event_loop in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if settings.event_loop == "uvloop":
+                raise click.ClickException("event_loop = 'uvloop' but uvloop is not installed") from None
+        else:
+            return uvloop.run(main())
+    return asyncio.run(main())
+
+
+@click.group()
+@click.option("--config", "config", type=click.Path(dir_okay=False), envvar="TELEFEATURES_CONFIG",
+              help="TOML settings file (default: $TELEFEATURES_CONFIG).")
+@click.option("--redis-url", help="redis://, rediss:// or unix:// URL; default: embedded Redis.")
+@click.option("--state-dir", type=click.Path(file_okay=False), help="Where the embedded Redis persists.")
+@click.option("--key-prefix", help="Prefix of every Redis key (default tf:).")
+@click.version_option(package_name="telefeatures")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None, redis_url: str | None, state_dir: str | None,
+        key_prefix: str | None) -> None:
+    """telefeatures: telco star codes for Asterisk, with state in Redis."""
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = config
+    ctx.obj["overrides"] = {"redis_url": redis_url, "state_dir": state_dir, "key_prefix": key_prefix}
+
+
+def main() -> None:
+    cli(prog_name="telefeatures")
+
+
+if __name__ == "__main__":
+    main()
