@@ -1,15 +1,19 @@
 """The Cisco SIP dial-template grammar (``dialplan.xml``): patterns, the rules the
 phone enforces, and a checker for a finished document.
 
-Pattern grammar (as the 79x1 SIP firmware reads ``MATCH``):
+Pattern grammar (Cisco SIP IP Phone Administrator Guide, "Creating Dial Plans",
+and the usecallmanager.nz dial-template documentation):
 
 * ``0``-``9``, ``#``, ``+``: that key;
 * ``.``: exactly one key;
 * ``*``: one or more keys;
-* ``\\*``: a literal star (so ``\\*69`` is star-six-nine).
+* ``\\*``: a literal star (so ``\\*69`` is star-six-nine);
+* ``,``: play secondary dial tone here (matches no key).
 
-There is no ``X`` and no range such as ``[2-9]``; the phone rejects the whole
-file over one unknown attribute, element or construct, so this module is strict.
+There is no ``X`` and no range such as ``[2-9]``. The checker is never
+stricter than that documentation: everything it documents passes (comments,
+attribute names in any case, ``Rewrite``, ``Route``, ``Tone``, ``Line``), and
+every rejection names the documented rule it breaks.
 """
 
 from __future__ import annotations
@@ -21,12 +25,23 @@ from functools import lru_cache
 from lxml import etree
 
 MAX_DIALPLAN_BYTES = 8192
-ALLOWED_ATTRIBUTES = frozenset({"MATCH", "Timeout", "User", "Rewrite", "Route", "Tone", "Line"})
-USER_VALUES = frozenset({"Phone", "IP"})
+USER_VALUES = frozenset({"phone", "ip"})
 
-# One token of a MATCH pattern: a literal star, a wildcard, or a key.
-_TOKEN = re.compile(r"\\\*|[.*]|[0-9#+]")
+# Where each rule comes from, quoted in every rejection.
+CISCO_GUIDE = "Cisco SIP IP Phone Administrator Guide, Creating Dial Plans"
+UCM_DOCS = "usecallmanager.nz dial-template-xml"
+GRAMMAR_RULE = (f"{CISCO_GUIDE}: '.' matches one key, '*' one or more, ',' plays secondary dial tone, "
+                "'\\*' is a literal star; keys are 0-9, # and +")
+
+# One token of a MATCH pattern: a literal star, a wildcard, a key, or the
+# secondary-dial-tone mark (which matches no key).
+_TOKEN = re.compile(r"\\\*|[.*,]|[0-9#+]")
 _FEATURE_CODE = re.compile(r"[0-9*]{1,8}")
+
+
+def _keys(pattern: str) -> list[str]:
+    """The tokens of ``pattern`` that match keys (``,`` only plays a tone)."""
+    return [token for token in _TOKEN.findall(pattern) if token != ","]
 
 
 def pattern_problem(pattern: str) -> str | None:
@@ -41,12 +56,13 @@ def pattern_problem(pattern: str) -> str | None:
         if token is None:
             char = pattern[pos]
             if char in "xX":
-                return f"{char!r} is not part of the phone's grammar (use '.' for one digit)"
-            if char == "[":
-                return "ranges like [2-9] are not part of the phone's grammar"
+                return (f"{char!r} is not part of the phone's grammar (use '.' for one digit); "
+                        f"{GRAMMAR_RULE}")
+            if char in "[]":
+                return f"ranges like [2-9] are not part of the phone's grammar; {GRAMMAR_RULE}"
             if char == "\\":
-                return "a backslash may only escape a star (\\*)"
-            return f"character {char!r} at position {pos + 1} is not allowed"
+                return f"a backslash may only escape a star (\\*); {GRAMMAR_RULE}"
+            return f"character {char!r} at position {pos + 1} is not allowed; {GRAMMAR_RULE}"
         pos = token.end()
     return None
 
@@ -73,7 +89,7 @@ def escape_code(code: str) -> str:
 def pattern_regex(pattern: str) -> re.Pattern[str]:
     """A Python regex accepting exactly the key sequences ``pattern`` matches."""
     parts = []
-    for token in _TOKEN.findall(pattern):
+    for token in _keys(pattern):
         if token == "\\*":
             parts.append(r"\*")
         elif token == ".":
@@ -89,7 +105,7 @@ def literal_count(pattern: str) -> int:
     """How many keys ``pattern`` names exactly. The phone prefers, among the
     templates that fit what was dialled so far, the one with most exact keys:
     a complete template only wins over an incomplete one with more of them."""
-    return sum(1 for token in _TOKEN.findall(pattern) if token not in (".", "*"))
+    return sum(1 for token in _keys(pattern) if token not in (".", "*"))
 
 
 def is_open_ended(pattern: str) -> bool:
@@ -137,7 +153,7 @@ _KEYS = frozenset("0123456789*#+")
 def _positions(pattern: str, dialled: str) -> set[tuple[int, bool]]:
     """Where matching ``dialled`` against ``pattern`` can stand: (next token,
     inside a ``*`` that has taken at least one key)."""
-    tokens = _TOKEN.findall(pattern)
+    tokens = _keys(pattern)
     states = {(0, False)}
     for key in dialled:
         following: set[tuple[int, bool]] = set()
@@ -162,7 +178,7 @@ def is_complete(pattern: str, dialled: str) -> bool:
 
 def can_extend(pattern: str, dialled: str) -> bool:
     """True if more keys after ``dialled`` could still complete ``pattern``."""
-    size = len(_TOKEN.findall(pattern))
+    size = len(_keys(pattern))
     return any(inside or index < size for index, inside in _positions(pattern, dialled))
 
 
@@ -205,55 +221,116 @@ def cut_short(number: str, templates: list[DialTemplate]) -> tuple[str, str] | N
     return None
 
 
-def check_dialplan(document: bytes) -> list[str]:
-    """Every way ``document`` breaks the phone's dial-template rules ([] if none)."""
+# Attribute names as documented; the phone reads them in any case (real files
+# write TIMEOUT, REWRITE; usecallmanager's samples match, timeout).
+TEMPLATE_ATTRIBUTES = {"match": "MATCH", "timeout": "Timeout", "user": "User", "rewrite": "Rewrite",
+                       "route": "Route", "tone": "Tone", "line": "Line"}
+ROOT_ELEMENTS = ("DIALTEMPLATE", "dialTemplate")  # Cisco's guide; usecallmanager's samples
+_REWRITE_ESCAPE = re.compile(r"%(.?)")
+_REWRITE_ESCAPES = frozenset("s012345%.")
+
+
+@dataclass(frozen=True)
+class DialplanProblem:
+    """One broken rule; ``line`` is the line in the document (None if unknown)."""
+
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.message}" if self.line else self.message
+
+
+def _rewrite_problem(rewrite: str) -> str | None:
+    for escape in _REWRITE_ESCAPE.finditer(rewrite):
+        if escape.group(1) not in _REWRITE_ESCAPES:
+            return (f"'%{escape.group(1)}' is not a substitution; {CISCO_GUIDE} and {UCM_DOCS} document "
+                    "%s and %0 (all dialled), %1-%5 (groups), %% and %. (literal % and .)")
+    return None
+
+
+def _template_problems(template: etree._Element, where: str) -> list[str]:
     problems: list[str] = []
+    if any(isinstance(child.tag, str) for child in template) or (template.text or "").strip():
+        problems.append(f"{where}: <TEMPLATE> must be empty ({CISCO_GUIDE}: all of a template is in its attributes)")
+    values: dict[str, str] = {}
+    for name, value in template.attrib.items():
+        key = name.lower()
+        if key not in TEMPLATE_ATTRIBUTES:
+            problems.append(f"{where}: attribute {name!r} is not allowed; {CISCO_GUIDE} documents only "
+                            f"{', '.join(TEMPLATE_ATTRIBUTES.values())} (in any case)")
+        elif key in values:
+            problems.append(f"{where}: attribute {TEMPLATE_ATTRIBUTES[key]} given twice in different case")
+        else:
+            values[key] = value
+    match = values.get("match")
+    if match is None:
+        problems.append(f"{where}: MATCH is required ({CISCO_GUIDE}: TEMPLATE MATCH=\"pattern\")")
+    elif match:  # an empty pattern is a hotline (usecallmanager), dialled at once
+        if problem := pattern_problem(match):
+            problems.append(f"{where}: MATCH {match!r}: {problem}")
+    timeout = values.get("timeout")
+    if timeout is not None and not timeout.strip().isdigit():
+        problems.append(f"{where}: Timeout {timeout!r} must be a whole number of seconds "
+                        f"({CISCO_GUIDE}: time in seconds, 0 dials at once)")
+    user = values.get("user")
+    if user is not None and user.strip().lower() not in USER_VALUES:
+        problems.append(f"{where}: User {user!r} must be Phone or IP ({CISCO_GUIDE}; not case-sensitive)")
+    rewrite = values.get("rewrite")
+    if rewrite is not None and (problem := _rewrite_problem(rewrite)):
+        problems.append(f"{where}: Rewrite {rewrite!r}: {problem}")
+    line = values.get("line")
+    if line is not None and not (line.strip().isdigit() and int(line) >= 1):
+        problems.append(f"{where}: Line {line!r} must be a line number ({UCM_DOCS}: apply to that line only)")
+    for name in ("route", "tone"):
+        if name in values and not values[name].strip():
+            problems.append(f"{where}: {TEMPLATE_ATTRIBUTES[name]} is empty ({CISCO_GUIDE}: leave it out instead)")
+    return problems
+
+
+def dialplan_problems(document: bytes) -> list[DialplanProblem]:
+    """Every way ``document`` breaks the documented dial-template rules ([] if none)."""
+    problems: list[DialplanProblem] = []
     if len(document) > MAX_DIALPLAN_BYTES:
-        problems.append(f"{len(document)} bytes; the phone accepts at most {MAX_DIALPLAN_BYTES}")
+        problems.append(DialplanProblem(None, f"{len(document)} bytes; the phone accepts at most "
+                                              f"{MAX_DIALPLAN_BYTES}"))
     try:
         root = etree.fromstring(document, etree.XMLParser(resolve_entities=False, no_network=True))
     except etree.XMLSyntaxError as exc:
-        return problems + [f"not well-formed XML: {exc}"]
-    if root.tag != "DIALTEMPLATE":
-        problems.append(f"root element is <{root.tag}>, must be <DIALTEMPLATE>")
+        line = exc.lineno if isinstance(exc.lineno, int) and exc.lineno > 0 else None
+        return problems + [DialplanProblem(line, f"not well-formed XML: {exc.msg}")]
+    if root.tag not in ROOT_ELEMENTS:
+        problems.append(DialplanProblem(root.sourceline, f"root element is <{root.tag}>, must be <DIALTEMPLATE> "
+                                                         f"({CISCO_GUIDE}) or <dialTemplate> ({UCM_DOCS})"))
     if root.attrib:
-        problems.append("<DIALTEMPLATE> takes no attributes")
-    if (root.text or "").strip():
-        problems.append("<DIALTEMPLATE> must not contain text")
+        problems.append(DialplanProblem(root.sourceline, f"<{root.tag}> takes no attributes ({CISCO_GUIDE})"))
+    if (root.text or "").strip() or any((child.tail or "").strip() for child in root):
+        problems.append(DialplanProblem(root.sourceline, f"<{root.tag}> must hold only <TEMPLATE> elements "
+                                                         f"and comments, no text ({CISCO_GUIDE})"))
     count = 0
+    stamps = 0
     for child in root:
         if not isinstance(child.tag, str):
-            problems.append("comments and processing instructions are not allowed inside <DIALTEMPLATE>")
+            continue  # comments are documented ("<!-- comment -->"); processing instructions are harmless
+        if child.tag == "versionStamp" and len(child) == 0:
+            stamps += 1  # usecallmanager's samples carry one
+            if stamps > 1:
+                problems.append(DialplanProblem(child.sourceline, f"more than one <versionStamp> ({UCM_DOCS})"))
+            continue
+        if child.tag != "TEMPLATE":
+            hint = " (the element name must be upper-case)" if child.tag.upper() == "TEMPLATE" else ""
+            problems.append(DialplanProblem(child.sourceline, f"element <{child.tag}> is not allowed{hint}; "
+                                                              f"{CISCO_GUIDE} and {UCM_DOCS} document only "
+                                                              "<TEMPLATE> (and <versionStamp>)"))
             continue
         count += 1
-        where = f"TEMPLATE #{count}"
-        if child.tag != "TEMPLATE":
-            problems.append(f"element <{child.tag}> is not allowed (only <TEMPLATE>)")
-            continue
-        if len(child) or (child.text or "").strip():
-            problems.append(f"{where}: <TEMPLATE> must be empty")
-        if (child.tail or "").strip():
-            problems.append(f"{where}: text after <TEMPLATE> is not allowed")
-        for name in child.attrib:
-            if name not in ALLOWED_ATTRIBUTES:
-                problems.append(f"{where}: attribute {name!r} is not allowed "
-                                f"(only {', '.join(sorted(ALLOWED_ATTRIBUTES))})")
-        match = child.get("MATCH")
-        if match is None:
-            problems.append(f"{where}: MATCH is required")
-        else:
-            problem = pattern_problem(match)
-            if problem:
-                problems.append(f"{where}: MATCH {match!r}: {problem}")
-        timeout = child.get("Timeout")
-        if timeout is not None and not (timeout.isdigit() and int(timeout) <= 300):
-            problems.append(f"{where}: Timeout {timeout!r} must be a whole number of seconds (0-300)")
-        user = child.get("User")
-        if user is not None and user not in USER_VALUES:
-            problems.append(f"{where}: User {user!r} must be Phone or IP")
-        line = child.get("Line")
-        if line is not None and not line.isdigit():
-            problems.append(f"{where}: Line {line!r} must be a line number")
+        problems += [DialplanProblem(child.sourceline, message)
+                     for message in _template_problems(child, f"TEMPLATE #{count}")]
     if count == 0:
-        problems.append("no <TEMPLATE> elements")
+        problems.append(DialplanProblem(root.sourceline, "no <TEMPLATE> elements: the phone would dial nothing"))
     return problems
+
+
+def check_dialplan(document: bytes) -> list[str]:
+    """Every way ``document`` breaks the phone's dial-template rules ([] if none)."""
+    return [str(problem) for problem in dialplan_problems(document)]

@@ -256,30 +256,3 @@ def test_broken_dialplan_template_is_caught(tmp_path):
     with pytest.raises(RenderError) as info:
         ConfigRenderer(directory).render_dialplan(parse_inventory(SITE).site)
     assert "attribute 'Foo' is not allowed" in info.value.problems[0]
-
-
-@pytest.mark.parametrize(("document", "problem"), [
-    (b'<DIALTEMPLATE><TEMPLATE MATCH="9XXX" Timeout="0"/></DIALTEMPLATE>', "'X' is not part of the phone's grammar"),
-    (b'<DIALTEMPLATE><TEMPLATE MATCH="9[2-9]" /></DIALTEMPLATE>', "ranges like [2-9]"),
-    (b'<DIALTEMPLATE><TEMPLATE MATCH="9" Foo="1"/></DIALTEMPLATE>', "attribute 'Foo' is not allowed"),
-    (b'<DIALTEMPLATE><template MATCH="9"/></DIALTEMPLATE>', "element <template> is not allowed"),
-    (b'<DIALPLAN><TEMPLATE MATCH="9"/></DIALPLAN>', "root element is <DIALPLAN>"),
-    (b'<DIALTEMPLATE><TEMPLATE MATCH="9"><X/></TEMPLATE></DIALTEMPLATE>', "<TEMPLATE> must be empty"),
-    (b'<DIALTEMPLATE><!-- hi --><TEMPLATE MATCH="9"/></DIALTEMPLATE>', "comments and processing instructions"),
-    (b'<DIALTEMPLATE><TEMPLATE Timeout="0"/></DIALTEMPLATE>', "MATCH is required"),
-    (b'<DIALTEMPLATE><TEMPLATE MATCH="9" Timeout="soon"/></DIALTEMPLATE>', "Timeout 'soon'"),
-    (b'<DIALTEMPLATE><TEMPLATE MATCH="9" User="phone"/></DIALTEMPLATE>', "User 'phone' must be Phone or IP"),
-    (b"<DIALTEMPLATE></DIALTEMPLATE>", "no <TEMPLATE> elements"),
-    (b'<DIALTEMPLATE><TEMPLATE MATCH="9"/>', "not well-formed XML"),
-    (b"<DIALTEMPLATE>" + b'<TEMPLATE MATCH="9......." Timeout="0"/>' * 250 + b"</DIALTEMPLATE>",
-     "the phone accepts at most 8192"),
-])
-def test_dialplan_checker_catches_violations(document, problem):
-    problems = check_dialplan(document)
-    assert any(problem in p for p in problems), problems
-
-
-def test_dialplan_checker_accepts_all_documented_attributes():
-    document = (b'<DIALTEMPLATE><TEMPLATE MATCH="9......." Timeout="0" User="Phone" Rewrite="%s" Route="x" '
-                b'Tone="Bellcore-Outside" Line="1"/></DIALTEMPLATE>')
-    assert check_dialplan(document) == []

@@ -1,0 +1,102 @@
+"""The dial-plan checker is never stricter than the phone's documentation, and
+says which documented rule a refused file breaks. Proven on every real dial
+plan in ../shared/cisco-corpus/ and on each documented construct."""
+
+from __future__ import annotations
+
+import pytest
+
+from telefeatures.provisioning.dial_templates import (
+    CISCO_GUIDE,
+    check_dialplan,
+    dialplan_problems,
+    is_complete,
+    literal_count,
+    pattern_problem,
+)
+from tests.support.corpus import corpus_files
+
+# The corpus dial plans that use constructs no documentation describes
+# (Asterisk/CUCM-style X and [2-9] ranges). Every other one must pass.
+UNDOCUMENTED = {
+    "julianhead__CiscoPhones__dialplan.xml": "[2-9]XXXXXXX",
+    "wazo-platform__wazo-provd-plugins__plugins__wazo_cisco_sip__common__var__tftpboot__dialplan.xml": "[1-8]..",
+}
+
+
+def test_every_documented_corpus_dial_plan_passes():
+    files = corpus_files("dialplan")
+    refused = {path.name: check_dialplan(path.read_bytes()) for path in files}
+    refused = {name: problems for name, problems in refused.items() if problems}
+    print(f"\ncorpus dial plans: {len(files) - len(refused)} of {len(files)} pass; "
+          f"{len(refused)} refused for undocumented constructs: {', '.join(sorted(refused))}")
+    assert set(refused) == set(UNDOCUMENTED)
+    for name, problems in refused.items():
+        assert any(UNDOCUMENTED[name] in problem for problem in problems), problems
+        # Refused only for the pattern grammar, each time citing where it is documented.
+        assert all("MATCH" in problem and CISCO_GUIDE in problem for problem in problems), problems
+
+
+@pytest.mark.parametrize("document", [
+    # Comments anywhere (the guide: "<!-- comment -->"), as 10 of 19 real files have them.
+    b'<!-- site plan --><DIALTEMPLATE>\n  <!-- emergency -->\n  <TEMPLATE MATCH="911" Timeout="0"/> <!-- now -->'
+    b"\n</DIALTEMPLATE>",
+    # Attribute names in any case: TIMEOUT/REWRITE in real files, match/timeout in usecallmanager's.
+    b'<DIALTEMPLATE><TEMPLATE MATCH="*#" TIMEOUT="0" REWRITE="%1"/><TEMPLATE match="*" timeout="3"/></DIALTEMPLATE>',
+    # User is not case-sensitive.
+    b'<DIALTEMPLATE><TEMPLATE MATCH="." TIMEOUT="15" User="phone"/><TEMPLATE MATCH="1.." User="ip"/></DIALTEMPLATE>',
+    # Every documented attribute at once.
+    b'<DIALTEMPLATE><TEMPLATE MATCH="9......." Timeout="0" User="Phone" Rewrite="%s" Route="emergency" '
+    b'Tone="Bellcore-Outside" Line="1"/></DIALTEMPLATE>',
+    # ',' plays secondary dial tone; '#', '\\*' and the rewrite substitutions from the guide's table.
+    b'<DIALTEMPLATE><TEMPLATE MATCH="9,1.........." Timeout="0" Rewrite="919%1%2%3"/>'
+    b'<TEMPLATE MATCH="\\*98...." Timeout="0" Rewrite="%0%%%."/><TEMPLATE MATCH="#31#*" Timeout="5"/></DIALTEMPLATE>',
+    # usecallmanager's form: <dialTemplate> root with a versionStamp, and a hotline (empty match).
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<dialTemplate><versionStamp>83f69fbc</versionStamp>'
+    b'<TEMPLATE match="" timeout="0" rewrite="300"/></dialTemplate>',
+])
+def test_documented_constructs_pass(document):
+    assert check_dialplan(document) == []
+
+
+@pytest.mark.parametrize(("document", "problem", "cited"), [
+    (b'<DIALTEMPLATE><TEMPLATE MATCH="9XXX" Timeout="0"/></DIALTEMPLATE>', "'X' is not part of the phone's grammar",
+     CISCO_GUIDE),
+    (b'<DIALTEMPLATE><TEMPLATE MATCH="9[2-9]" /></DIALTEMPLATE>', "ranges like [2-9]", CISCO_GUIDE),
+    (b'<DIALTEMPLATE><TEMPLATE MATCH="9!" /></DIALTEMPLATE>', "character '!' at position 2", CISCO_GUIDE),
+    (b'<DIALTEMPLATE><TEMPLATE MATCH="9" Foo="1"/></DIALTEMPLATE>', "attribute 'Foo' is not allowed", CISCO_GUIDE),
+    (b'<DIALTEMPLATE><template MATCH="9"/></DIALTEMPLATE>', "element <template> is not allowed (the element name "
+     "must be upper-case)", "usecallmanager"),
+    (b'<DIALPLAN><TEMPLATE MATCH="9"/></DIALPLAN>', "root element is <DIALPLAN>", CISCO_GUIDE),
+    (b'<DIALTEMPLATE><TEMPLATE MATCH="9"><X/></TEMPLATE></DIALTEMPLATE>', "<TEMPLATE> must be empty", CISCO_GUIDE),
+    (b'<DIALTEMPLATE>9<TEMPLATE MATCH="9"/></DIALTEMPLATE>', "no text", CISCO_GUIDE),
+    (b'<DIALTEMPLATE><TEMPLATE Timeout="0"/></DIALTEMPLATE>', "MATCH is required", CISCO_GUIDE),
+    (b'<DIALTEMPLATE><TEMPLATE MATCH="9" Timeout="soon"/></DIALTEMPLATE>', "Timeout 'soon'", CISCO_GUIDE),
+    (b'<DIALTEMPLATE><TEMPLATE MATCH="9" User="pstn"/></DIALTEMPLATE>', "User 'pstn' must be Phone or IP",
+     CISCO_GUIDE),
+    (b'<DIALTEMPLATE><TEMPLATE MATCH="9" Rewrite="%9"/></DIALTEMPLATE>', "'%9' is not a substitution", CISCO_GUIDE),
+    (b'<DIALTEMPLATE><TEMPLATE MATCH="9" Line="0"/></DIALTEMPLATE>', "Line '0' must be a line number",
+     "usecallmanager"),
+    (b'<DIALTEMPLATE><TEMPLATE MATCH="9" Timeout="0" TIMEOUT="5"/></DIALTEMPLATE>', "Timeout given twice", ""),
+    (b"<DIALTEMPLATE><!-- nothing --></DIALTEMPLATE>", "no <TEMPLATE> elements", ""),
+    (b'<DIALTEMPLATE><TEMPLATE MATCH="9"/>', "not well-formed XML", ""),
+    (b"<DIALTEMPLATE>" + b'<TEMPLATE MATCH="9......." Timeout="0"/>' * 250 + b"</DIALTEMPLATE>",
+     "the phone accepts at most 8192", ""),
+])
+def test_violations_name_the_rule(document, problem, cited):
+    problems = check_dialplan(document)
+    assert any(problem in p and cited in p for p in problems), problems
+
+
+def test_problems_carry_the_line_of_the_template():
+    document = b'<DIALTEMPLATE>\n  <TEMPLATE MATCH="1..."/>\n  <!-- x -->\n  <TEMPLATE MATCH="9XX"/>\n</DIALTEMPLATE>'
+    [problem] = dialplan_problems(document)
+    assert problem.line == 4 and str(problem).startswith("line 4: TEMPLATE #2: MATCH '9XX'")
+    [broken] = dialplan_problems(b"<DIALTEMPLATE>\n<TEMPLATE MATCH='1'>\n</DIALTEMPLATE>")
+    assert broken.line == 3 and "not well-formed" in broken.message
+
+
+def test_secondary_dial_tone_mark_matches_no_key():
+    assert pattern_problem("9,1..........") is None
+    assert is_complete("9,.......", "95551234") and not is_complete("9,.......", "9,5551234")
+    assert literal_count("9,1...") == literal_count("91...") == 2
