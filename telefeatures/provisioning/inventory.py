@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .devices import MAX_LINE_FIELD, MAX_PHONE_LABEL, PHONE_MODELS
+from .dhcp import DhcpSection, IPv4, IPv4Net, reservation_errors
 from .dial_templates import (
     DialTemplate,
     build_dial_templates,
@@ -227,6 +228,9 @@ class Site(_Strict):
     # The phones' own web server and SSH daemon stay off unless asked for.
     phone_web_access: bool = False
     phone_ssh_access: bool = False
+    # Where phones without an ``ip`` may register and call from (PJSIP ACL);
+    # default: the [dhcp] subnet, else anywhere.
+    phone_networks: list[IPv4Net] = Field(default_factory=list, max_length=64)
 
     @property
     def cisco_time_zone(self) -> str:
@@ -277,6 +281,8 @@ class Phone(_Strict):
     mac: Mac
     model: ModelName
     label: Annotated[str, AfterValidator(_phone_label)] | None = None
+    # Reserved address (DHCP); the phone's PJSIP endpoints accept it alone.
+    ip: IPv4 | None = None
     lines: list[Line] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -297,7 +303,14 @@ class Phone(_Strict):
 
 class Inventory(_Strict):
     site: Site
+    dhcp: DhcpSection | None = None
     phones: list[Phone] = Field(default_factory=list)
+
+    def phone_networks(self) -> list[str]:
+        """Where phones without a reserved address may register from; [] = anywhere."""
+        if self.site.phone_networks:
+            return list(self.site.phone_networks)
+        return [self.dhcp.subnet] if self.dhcp else []
 
 
 class InventoryError(Exception):
@@ -378,6 +391,7 @@ def _cross_checks(inventory: Inventory) -> list[str]:
                               f"as it is complete (template {short[1]!r}); fix site.dial_rules")
             elif delay := dial_delay(line.extension, templates):
                 errors.append(f"{where}, extension: would not dial at once: {delay}; fix site.dial_rules")
+    errors += reservation_errors(inventory.dhcp, [(phone_title(p, i), p.ip) for i, p in enumerate(inventory.phones)])
     return errors
 
 
