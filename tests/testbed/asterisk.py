@@ -369,13 +369,16 @@ def fill_placeholders(template: str, values: dict[str, str], what: str) -> str:
     return template
 
 
-def prepare(agi_port: int, env: dict | None = None, extra_pjsip: str = "", quiet: bool = False) -> Asterisk:
+def prepare(agi_port: int, env: dict | None = None, extra_pjsip: str = "", quiet: bool = False,
+            source: str | None = None) -> Asterisk:
     """Pick a source, make a run directory with config, and return an Asterisk
     ready to ``start()``. ``extra_pjsip`` is appended to pjsip.conf (e.g. a
     generated ``#include``). The tests read the verbose log (every dialplan
     step, every prompt played); ``quiet`` logs only notices and errors, as a
-    production PBX would, for benchmarks."""
-    source = choose_source()
+    production PBX would, for benchmarks. ``source`` overrides TF_ASTERISK
+    (a test that runs Asterisk inside a network namespace needs a process it
+    starts itself: chroot or host)."""
+    source = source or choose_source()
     run_id = f"tf-run-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     root = None
     classic_agi = str(Path(sys.executable).with_name("telefeatures-agi"))

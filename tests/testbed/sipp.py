@@ -100,8 +100,12 @@ def render_scenario(name: str, values: dict[str, str]) -> str:
 
 
 class SippRunner:
-    def __init__(self, asterisk: Asterisk, workdir: Path):
+    """Phones talking to ``asterisk`` at ``server`` (default: its loopback
+    transport); a phone's own address is ``local_ip``."""
+
+    def __init__(self, asterisk: Asterisk, workdir: Path, server: str | None = None):
         self.asterisk = asterisk
+        self.server = server or f"127.0.0.1:{asterisk.ports.sip}"
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._count = 0
@@ -111,7 +115,7 @@ class SippRunner:
         trace = self.workdir / f"{self._count:03d}-{name}.trace"
         rendered = trace.with_suffix(".xml")
         rendered.write_text(render_scenario(scenario, values))
-        cmd = ["sipp", f"127.0.0.1:{self.asterisk.ports.sip}", "-sf", str(rendered),
+        cmd = ["sipp", self.server, "-sf", str(rendered),
                "-i", local_ip, "-p", str(free_port(socket.SOCK_DGRAM, local_ip)),
                "-mp", str(free_port(socket.SOCK_DGRAM, local_ip)), "-nostdin", "-m", "1",
                "-trace_msg", "-message_file", str(trace), "-trace_err",
@@ -129,10 +133,10 @@ class SippRunner:
         return SippResult(proc.returncode, parse_trace(text), proc.stdout[-2000:] + errors[-2000:])
 
     def register(self, ext: str, contact_port: int, timeout: float = 20, *, auth_user: str | None = None,
-                 password: str | None = None) -> SippResult:
+                 password: str | None = None, local_ip: str = "127.0.0.1") -> SippResult:
         """Register ``ext`` (digest auth as ``auth_user``/``password``, default the
         test bed's own credentials) with its Contact at ``contact_port``."""
-        cmd, trace = self._base("register.xml", "127.0.0.1", f"register-{ext}",
+        cmd, trace = self._base("register.xml", local_ip, f"register-{ext}",
                                 {"EXT": ext, "CONTACT_PORT": str(contact_port)})
         cmd += ["-au", auth_user or ext, "-ap", password or self.asterisk.phone_password(ext),
                 "-timeout", f"{int(timeout)}s", "-timeout_error"]
@@ -140,12 +144,12 @@ class SippRunner:
 
     def call(self, ext: str, number: str, *, dtmf: str | None = None, dtmf_delay_ms: int = 1500,
              hold_ms: int = 4000, timeout: float = 60, auth_user: str | None = None,
-             password: str | None = None) -> SippResult:
+             password: str | None = None, local_ip: str = "127.0.0.1") -> SippResult:
         """Phone ``ext`` dials ``number``; with ``dtmf`` it presses that key
         (RFC 2833) ``dtmf_delay_ms`` after the answer."""
         values = {"EXT": ext, "HOLD": str(hold_ms), "DTMF": DTMF_STEP.format(digit=dtmf, delay=dtmf_delay_ms)
                   if dtmf else ""}
-        cmd, trace = self._base("call.xml", "127.0.0.1", f"call-{ext}-{re.sub(r'[^0-9A-Za-z]', '_', number)}",
+        cmd, trace = self._base("call.xml", local_ip, f"call-{ext}-{re.sub(r'[^0-9A-Za-z]', '_', number)}",
                                 values)
         cmd += ["-s", number, "-au", auth_user or ext, "-ap", password or self.asterisk.phone_password(ext),
                 "-timeout", f"{int(timeout)}s", "-timeout_error"]

@@ -1,0 +1,318 @@
+"""Ten virtual 7961s boot for real on a phone network of namespaces.
+
+Server namespace: a bridge with 10.99.0.1, dnsmasq running the configuration
+``provision dhcp`` wrote, ``telefeatures tftp`` on port 69, the real Asterisk
+test bed (chroot) with a transport on 10.99.0.1:5060, ``telefeatures serve``
+and its Redis. One namespace per phone, its eth0 carrying the phone's MAC.
+
+Each phone, all at once: busybox udhcpc gets its reserved address and option
+150 -> tftp-hpa fetches SEP<MAC>.cnf.xml and dialplan.xml from the address in
+option 150 -> sipp registers from the reserved address with the credentials
+and server read from the fetched file -> dials *83, which is answered.
+
+Everything lives in namespaces this module creates and deletes at the end,
+pass or fail; nothing touches an address outside them or 127.0.0.0/8.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from tests.support.netns import PhoneNetwork
+from tests.support.ports import free_port
+from tests.support.redis_server import RedisProcess
+from tests.testbed.asterisk import Asterisk, choose_source, prepare, remove_run_dir
+from tests.testbed.services import KEY_PREFIX, FeatureServer, wait_for
+from tests.testbed.sipp import SippRunner
+
+TELEFEATURES = shutil.which("telefeatures", path=os.path.dirname(sys.executable)) or "telefeatures"
+UDHCPC_SCRIPT = Path(__file__).resolve().parents[1] / "support" / "udhcpc_record.sh"
+SERVER_IP = "10.99.0.1"
+SIP_PORT = 5060
+PHONE_COUNT = 10
+PHONES = [(f"p{n}", f"00:19:e8:b0:00:{n:02x}", f"10.99.0.{10 + n}", str(2100 + n)) for n in range(1, PHONE_COUNT + 1)]
+ATTACKER_MAC = "00:19:e8:66:66:66"
+
+INVENTORY_HEAD = f"""
+[site]
+asterisk_address = "{SERVER_IP}"
+sip_port = {SIP_PORT}
+transport = "udp"
+pjsip_transport = "transport-phones"
+context = "tf-phones"
+time_zone = "America/Chicago"
+ntp_server = "{SERVER_IP}"
+
+[site.dial_rules]
+extension_patterns = ["2..."]
+outside_patterns = [".........."]
+
+[dhcp]
+subnet = "10.99.0.0/24"
+range = ["10.99.0.100", "10.99.0.199"]
+router = "{SERVER_IP}"
+ntp_servers = ["{SERVER_IP}"]
+tftp_servers = ["{SERVER_IP}"]
+lease_time = 3600
+"""
+
+PHONE_ENTRY = """
+[[phones]]
+mac = "{mac}"
+model = "7961"
+label = "{name}"
+ip = "{ip}"
+  [[phones.lines]]
+  extension = "{ext}"
+  display_name = "Virtual {name}"
+"""
+
+# The phones' transport, on the server's bridge address (the test bed's own
+# transport stays on the namespace's loopback for the AGI and AMI side).
+PHONE_TRANSPORT = f"""
+[transport-phones]
+type = transport
+protocol = udp
+bind = {SERVER_IP}:{SIP_PORT}
+"""
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([TELEFEATURES, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+@dataclass
+class PhoneSite:
+    net: PhoneNetwork
+    work: Path
+    inventory: Path
+    tftp_root: Path
+    asterisk: Asterisk
+    feature_server: FeatureServer
+    sipp: SippRunner
+    tftp_log: Path
+    dnsmasq_log: Path
+
+    def ami_env(self) -> dict[str, str]:
+        return {"TELEFEATURES_AMI_HOST": "127.0.0.1", "TELEFEATURES_AMI_PORT": str(self.asterisk.ports.ami),
+                "TELEFEATURES_AMI_USERNAME": self.asterisk.ami_user,
+                "TELEFEATURES_AMI_SECRET": self.asterisk.ami_secret}
+
+    def cli_in_server(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        """A ``telefeatures`` command run on the server (AMI is on its loopback)."""
+        return subprocess.run(self.net.command(self.net.server, TELEFEATURES, *args), capture_output=True,
+                              text=True, timeout=timeout, env={**os.environ, **self.ami_env()})
+
+
+def _stop(process: subprocess.Popen | None) -> None:
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def phone_net():
+    net = PhoneNetwork(f"tfb{os.getpid()}")
+    try:
+        net.create()
+        for name, mac, _ip, _ext in PHONES:
+            net.add_host(name, mac)
+        net.add_host("x", ATTACKER_MAC)
+        yield net
+    finally:
+        problems = net.destroy()
+        leftover = [n for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+                    if n.startswith(net.prefix + "-")]
+        assert not problems and not leftover, (problems, leftover)
+
+
+@pytest.fixture(scope="module")
+def phone_site(phone_net, tmp_path_factory):
+    net = phone_net
+    work = tmp_path_factory.mktemp("phone-boot")
+    inventory = work / "phones.toml"
+    inventory.write_text(INVENTORY_HEAD + "".join(
+        PHONE_ENTRY.format(name=name, mac=mac, ip=ip, ext=ext) for name, mac, ip, ext in PHONES))
+    tftp_root = work / "tftp"
+    tftp_root.mkdir()
+    redis = RedisProcess(work / "redis").start()  # a Unix socket: reachable from any namespace
+    source = "host" if choose_source() == "host" else "chroot"
+    feature_server = asterisk = dnsmasq = tftp = None
+    try:
+        with net.entered(net.server):
+            feature_server = FeatureServer(work / "serve", redis.url)
+            feature_server.start()
+            asterisk = prepare(agi_port=feature_server.port, extra_pjsip=PHONE_TRANSPORT, source=source,
+                               env={"TELEFEATURES_REDIS_URL": redis.url, "TELEFEATURES_KEY_PREFIX": KEY_PREFIX})
+        built = run_cli("provision", "build", str(inventory), "--tftp-root", str(tftp_root),
+                        "--pjsip", str(asterisk.run_dir / "etc" / "telefeatures-phones.conf"))
+        assert built.returncode == 0, built.stdout + built.stderr
+        dhcp_conf = work / "dnsmasq.conf"
+        made = run_cli("provision", "dhcp", str(inventory), "--format", "dnsmasq", "--output", str(dhcp_conf))
+        assert made.returncode == 0, made.stderr
+        dnsmasq_log = work / "dnsmasq.log"
+        tftp_log = work / "tftp.log"
+        with net.entered(net.server):
+            asterisk.start()
+            # DHCP only (port=0: no DNS), on the bridge alone, leases in the test's directory.
+            dnsmasq = subprocess.Popen(
+                ["dnsmasq", "--keep-in-foreground", "--port=0", f"--conf-file={dhcp_conf}", "--interface=br0",
+                 "--bind-interfaces", f"--dhcp-leasefile={work / 'dnsmasq.leases'}",
+                 f"--pid-file={work / 'dnsmasq.pid'}", "--log-dhcp", f"--log-facility={dnsmasq_log}"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+            tftp = subprocess.Popen([TELEFEATURES, "tftp", "--root", str(tftp_root), "--bind", f"{SERVER_IP}:69"],
+                                    stdout=open(tftp_log, "wb"), stderr=subprocess.STDOUT)
+            wait_for(lambda: _udp_bound_in_ns(SERVER_IP, 69) or tftp.poll() is not None, what="telefeatures tftp")
+            assert tftp.poll() is None, tftp_log.read_text()
+            assert dnsmasq.poll() is None, dnsmasq_log.read_text() if dnsmasq_log.exists() else ""
+        wait_for(lambda: "2101" in asterisk.cli("pjsip show endpoints"), what="the generated endpoints")
+        yield PhoneSite(net, work, inventory, tftp_root, asterisk, feature_server,
+                        SippRunner(asterisk, work / "sipp", server=f"{SERVER_IP}:{SIP_PORT}"), tftp_log, dnsmasq_log)
+    finally:
+        _stop(tftp)
+        _stop(dnsmasq)
+        if asterisk is not None:
+            asterisk.stop()
+            remove_run_dir(asterisk)
+        if feature_server is not None:
+            feature_server.stop()
+        redis.stop()
+
+
+def _udp_bound_in_ns(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+# ----------------------------------------------------------------------------- what a phone does
+
+
+@dataclass
+class Lease:
+    ip: str
+    option_150: list[str]
+    option_66: str | None
+
+
+def dhcp_lease(site: PhoneSite, name: str) -> Lease:
+    """The phone's DHCP client, as at power-on: discover, request options 150 and 66."""
+    record = site.work / f"{name}.dhcp"
+    record.unlink(missing_ok=True)
+    netns = site.net.hosts[name].netns
+    out = subprocess.run(site.net.command(netns, "busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "6",
+                                          "-T", "2", "-O", "150", "-O", "66", "-s", str(UDHCPC_SCRIPT)),
+                         capture_output=True, text=True, timeout=60, env={**os.environ, "TF_DHCP_RECORD": str(record)})
+    assert out.returncode == 0 and record.exists(), f"{name}: no lease\n{out.stdout}{out.stderr}"
+    values = dict(line.split("=", 1) for line in record.read_text().splitlines() if "=" in line)
+    raw150 = bytes.fromhex(values.get("opt150", ""))
+    servers = [socket.inet_ntoa(raw150[i:i + 4]) for i in range(0, len(raw150), 4)]
+    site.net.hosts[name].ip = values["ip"]
+    return Lease(values["ip"], servers, values.get("tftp"))
+
+
+def tftp_fetch(site: PhoneSite, name: str, server: str, filename: str) -> bytes | None:
+    """tftp-hpa from the phone's namespace; None when the server refuses."""
+    dest = site.work / "fetched" / name / filename
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.unlink(missing_ok=True)
+    out = subprocess.run(site.net.command(site.net.hosts[name].netns, "tftp", "-m", "binary", server, "-c", "get",
+                                          filename, str(dest)), capture_output=True, text=True, timeout=60)
+    # tftp-hpa exits 0 even on a TFTP error; it says so on its output instead.
+    if "Error" in out.stdout + out.stderr or "timed out" in out.stdout + out.stderr or not dest.exists():
+        return None
+    return dest.read_bytes()
+
+
+@dataclass
+class Credentials:
+    server: str
+    port: int
+    extension: str
+    auth_user: str
+    password: str
+
+
+def credentials_from(sep_file: bytes) -> Credentials:
+    device = etree.fromstring(sep_file)
+    member = "devicePool/callManagerGroup/members/member/callManager/"
+    line = device.find(".//line[@button='1']")
+    return Credentials(device.findtext(member + "processNodeName"), int(device.findtext(member + "ports/sipPort")),
+                       line.findtext("name"), line.findtext("authName"), line.findtext("authPassword"))
+
+
+@dataclass
+class Booted:
+    name: str
+    lease: Lease
+    credentials: Credentials
+    registered: bool
+    answered: bool
+    output: str
+
+
+def boot_phone(site: PhoneSite, name: str, mac: str) -> Booted:
+    """DHCP -> TFTP (SEP file, dial plan) -> REGISTER -> dial *83, as a 7961 does."""
+    lease = dhcp_lease(site, name)
+    tftp_server = lease.option_150[0]
+    sep_name = "SEP" + mac.replace(":", "").upper() + ".cnf.xml"
+    sep_file = tftp_fetch(site, name, tftp_server, sep_name)
+    assert sep_file is not None, f"{name}: {sep_name} not served"
+    assert tftp_fetch(site, name, tftp_server, "dialplan.xml") is not None, f"{name}: dialplan.xml not served"
+    creds = credentials_from(sep_file)
+    sipp = SippRunner(site.asterisk, site.sipp.workdir, server=f"{creds.server}:{creds.port}")
+    with site.net.entered(site.net.hosts[name].netns):
+        reg = sipp.register(creds.extension, free_port(socket.SOCK_DGRAM, lease.ip), auth_user=creds.auth_user,
+                            password=creds.password, local_ip=lease.ip)
+        call = sipp.call(creds.extension, "*83", auth_user=creds.auth_user, password=creds.password,
+                         local_ip=lease.ip, hold_ms=2000) if reg.received("200") else None
+    return Booted(name, lease, creds, bool(reg.received("200")), bool(call and call.answered),
+                  reg.output + (call.output if call else ""))
+
+
+def boot_all(site: PhoneSite) -> list[Booted]:
+    with ThreadPoolExecutor(max_workers=PHONE_COUNT) as pool:
+        return list(pool.map(lambda p: boot_phone(site, p[0], p[1]), PHONES))
+
+
+# ----------------------------------------------------------------------------- the tests
+
+
+def test_ten_virtual_7961s_boot_register_and_dial(phone_site):
+    log_at = phone_site.feature_server.log_offset()
+    started = time.monotonic()
+    booted = boot_all(phone_site)
+    elapsed = time.monotonic() - started
+    for phone, (name, _mac, ip, ext) in zip(booted, PHONES):
+        assert phone.lease.ip == ip, f"{name}: leased {phone.lease.ip}, reserved {ip}"
+        assert phone.lease.option_150 == [SERVER_IP] and phone.lease.option_66 == SERVER_IP
+        assert (phone.credentials.server, phone.credentials.port, phone.credentials.extension) == (
+            SERVER_IP, SIP_PORT, ext)
+        assert phone.registered, f"{name}: not registered\n{phone.output}"
+        assert phone.answered, f"{name}: *83 not answered\n{phone.output}"
+    contacts = phone_site.asterisk.cli("pjsip show contacts")
+    for _name, _mac, ip, ext in PHONES:
+        assert f"{ext}/sip:{ext}@{ip}:" in contacts, contacts
+    sessions = phone_site.feature_server.sessions_since(log_at)
+    for _name, _mac, _ip, ext in PHONES:
+        assert any(f"route=cidblock/status ext={ext} status=OK" in s for s in sessions), ext
+    print(f"\n{PHONE_COUNT} phones booted (DHCP, TFTP, REGISTER, *83) in {elapsed:.1f}s")
