@@ -61,6 +61,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from telefeatures.agi.protocol import unquote_args  # noqa: E402
+from telefeatures.state.schema import CIDBLOCK_ON, KeySchema, last_caller_hash  # noqa: E402
 from tests.support.asterisk_peer import header_bytes  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 
@@ -173,11 +174,11 @@ def scenarios(group: str, port: int) -> list[Scenario]:
 
 
 def seed(client: redis.Redis) -> None:
-    client.delete(f"{KEY_PREFIX}ext:1000:cidblock")
-    client.set(f"{KEY_PREFIX}ext:2000:cidblock", "1")
-    client.hset(f"{KEY_PREFIX}ext:5000:lastcaller", mapping={
-        "number": "5559876543", "name": "Carol", "pres": "0", "time": f"{time.time():.3f}",
-        "withheld": "0", "reason": ""})
+    keys = KeySchema(KEY_PREFIX)
+    client.delete(keys.cidblock("1000"))
+    client.set(keys.cidblock("2000"), CIDBLOCK_ON)
+    client.hset(keys.last_caller("5000"), mapping=last_caller_hash(
+        number="5559876543", name="Carol", presentation=0, time=time.time(), withheld=False))
 
 
 class AgiPeer(asyncio.Protocol):

@@ -45,6 +45,7 @@ import redis  # noqa: E402
 
 from agi_bench import KEY_PREFIX, Process, free_port, machine, proc_cpu, server_command, start_redis  # noqa: E402
 from telefeatures.ami import AmiClient, AmiSettings  # noqa: E402
+from telefeatures.state.schema import CIDBLOCK_ON, KeySchema  # noqa: E402
 
 CALLERS = ("1000", "2000")  # 2000 has caller-ID blocking on
 FASTAGI_CONTEXT = "bench-outbound"
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         servers: dict[str, Process] = {}
         try:
             with redis.Redis.from_url(url) as client:
-                client.set(f"{KEY_PREFIX}ext:2000:cidblock", "1")
+                client.set(KeySchema(KEY_PREFIX).cidblock("2000"), CIDBLOCK_ON)
             for name in names:
                 port = free_port()
                 cmd = server_command(f"{name}-{opts.event_loop}", port, url)

@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from telefeatures.state.schema import CIDBLOCK_ON, KeySchema, last_caller_hash  # noqa: E402
 from tests.support.asterisk_peer import Script, call  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 from tests.support.redis_server import RedisProcess  # noqa: E402
@@ -72,9 +73,10 @@ async def soak(opts) -> int:
     work = Path(tempfile.mkdtemp(prefix="tf-soak-"))
     redis_server = RedisProcess(work / "redis", port=free_port(), aof=True).start()
     setup = redis_server.client()
-    setup.set(f"{KEY_PREFIX}ext:2000:cidblock", "1")
-    setup.hset(f"{KEY_PREFIX}ext:4000:lastcaller", mapping={
-        "number": "5551234567", "name": "Pat", "pres": "0", "time": "1", "withheld": "0", "reason": ""})
+    keys = KeySchema(KEY_PREFIX)
+    setup.set(keys.cidblock("2000"), CIDBLOCK_ON)
+    setup.hset(keys.last_caller("4000"), mapping=last_caller_hash(
+        number="5551234567", name="Pat", presentation=0, time=1, withheld=False))
     setup.close()
     server = FeatureServer(work / "server", redis_server.url, args=["--event-loop", opts.event_loop])
     server.start()
@@ -123,7 +125,7 @@ async def soak(opts) -> int:
         rss1, fds1 = server.rss_bytes(), server.open_fds()
         alive = server.process.poll() is None
         tracebacks = server.log_text().count("Traceback")
-        persisted = redis_server.client().get(f"{KEY_PREFIX}ext:2000:cidblock") == "1"
+        persisted = redis_server.client().get(keys.cidblock("2000")) == CIDBLOCK_ON
     finally:
         server.stop()
         redis_server.stop()

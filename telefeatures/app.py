@@ -1,11 +1,14 @@
-"""Routes: which feature answers which AGI script name, and how results go back.
+"""The feature application: which feature answers which route, and the one
+place that writes the result variables.
 
-Shared by the FastAGI server and the classic ``telefeatures-agi`` entry point.
+Given to the FastAGI server and to the classic ``telefeatures-agi`` entry point
+as their session handler (see :mod:`telefeatures.service`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from .agi.channel import Channel, play
 from .agi.protocol import AgiRequest
@@ -20,14 +23,38 @@ from .state.schema import valid_extension
 
 Handler = Callable[[Call], Awaitable[Outcome]]
 
-# How many arguments each route takes (arg1 is always the extension). A comma
-# in dialplan data splits AGI() arguments, so more than this means the data
-# was not what the dialplan meant to pass: refuse rather than use a part of it.
-ARITY = {"inbound": 1, "callreturn": 1, "cidblock/on": 1, "cidblock/off": 1, "cidblock/status": 1,
-         "outbound": 2}
-ROUTES = tuple(ARITY)
-# Routes a person is listening to (a feature code): errors are announced.
-SPOKEN = frozenset({"callreturn", "cidblock/on", "cidblock/off", "cidblock/status"})
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One route, ``agi://host/<name>``.
+
+    ``arity``: how many arguments it takes (arg1 is always the extension). A
+    comma in dialplan data splits AGI() arguments, so more than this means the
+    data was not what the dialplan meant to pass: refuse rather than use a part
+    of it. ``spoken``: a person is listening (a feature code), so errors are
+    announced. ``feature`` and ``method``: the feature class (one instance per
+    app, shared by its routes) and its method that answers. ``bad_arguments``:
+    the status given when there are too many arguments.
+    """
+
+    name: str
+    arity: int
+    spoken: bool
+    feature: type
+    method: str = "run"
+    bad_arguments: Status = Status.ERROR
+
+
+# Every route served. A new feature adds its lines here.
+ROUTE_TABLE: tuple[Route, ...] = (
+    Route("inbound", 1, spoken=False, feature=RecordInbound),
+    Route("callreturn", 1, spoken=True, feature=CallReturn),
+    Route("cidblock/on", 1, spoken=True, feature=CallerIdBlocking, method="enable"),
+    Route("cidblock/off", 1, spoken=True, feature=CallerIdBlocking, method="disable"),
+    Route("cidblock/status", 1, spoken=True, feature=CallerIdBlocking, method="status"),
+    Route("outbound", 2, spoken=False, feature=OutboundPolicy, bad_arguments=Status.REFUSED),
+)
+ROUTES = tuple(route.name for route in ROUTE_TABLE)
 
 
 def route_args(args: tuple[str, ...]) -> tuple[str, ...]:
@@ -56,55 +83,76 @@ def extension_of(request: AgiRequest) -> str | None:
     return endpoint if dash and valid_extension(endpoint) else None
 
 
+@dataclass(frozen=True, slots=True)
+class RoutedCall:
+    """A session as the app described it: its route (None: unknown) and the
+    extension it acts for, worked out once from the header."""
+
+    route: Route | None
+    handler: Handler | None
+    extension: str | None
+
+    @property
+    def route_label(self) -> str:
+        return self.route.name if self.route is not None else "unknown"
+
+
 class FeatureApp:
-    def __init__(self, settings: FeatureSettings, state: StateRepository):
+    """The session handler: describe a session, run its feature, publish the outcome."""
+
+    def __init__(self, settings: FeatureSettings, state: StateRepository, table: tuple[Route, ...] = ROUTE_TABLE):
         self.settings = settings
         self.ctx = FeatureContext.build(settings, state)
-        blocking = CallerIdBlocking(self.ctx)
-        self.routes: dict[str, Handler] = {
-            "inbound": RecordInbound(self.ctx).run,
-            "callreturn": CallReturn(self.ctx).run,
-            "cidblock/on": blocking.enable,
-            "cidblock/off": blocking.disable,
-            "cidblock/status": blocking.status,
-            "outbound": OutboundPolicy(self.ctx).run,
-        }
+        features: dict[type, object] = {}
+        self.routes: dict[str, tuple[Route, Handler]] = {}
+        for route in table:
+            feature = features.get(route.feature)
+            if feature is None:
+                feature = features[route.feature] = route.feature(self.ctx)
+            self.routes[route.name] = (route, getattr(feature, route.method))
 
-    async def handle(self, channel: Channel, route: str, extension: str | None = None) -> tuple[str | None, Outcome]:
-        """Run one route on one channel; returns (extension, outcome).
+    def describe(self, route: str, request: AgiRequest) -> RoutedCall:
+        entry = self.routes.get(route)
+        if entry is None:
+            return RoutedCall(None, None, None)
+        return RoutedCall(entry[0], entry[1], extension_of(request))
 
-        ``extension``: :func:`extension_of` the request, when the caller already
-        worked it out (the server does, to log it whatever happens).
+    async def handle(self, channel: Channel, call: RoutedCall) -> Outcome:
+        """Run the described route on ``channel`` and publish its outcome.
 
         ``ChannelHungUp`` and ``CommandRejected`` propagate: there is no channel
         left to report to, or a bug to log.
         """
-        handler = self.routes.get(route)
-        request = channel.request
-        if handler is None:
-            outcome = Outcome(Status.ERROR, "unknown-route")
-            extension = None
-        elif len(route_args(request.args)) > ARITY[route]:
-            outcome = Outcome(Status.REFUSED if route == "outbound" else Status.ERROR, "bad-arguments")
-            if route in SPOKEN:
-                await play(channel, self.settings.prompts.error)
-        else:
-            if extension is None:
-                extension = extension_of(request)
-            call = Call(channel, extension, request.args[1:])
-            try:
-                outcome = await handler(call)
-            except StateUnavailable:
-                # Features handle state errors themselves; this is the net under them.
-                await play(channel, self.settings.prompts.error)
-                outcome = Outcome(Status.ERROR, "state-error")
+        outcome = await self._run(channel, call)
         await publish(channel, outcome)
-        return extension, outcome
+        return outcome
+
+    async def _run(self, channel: Channel, call: RoutedCall) -> Outcome:
+        route = call.route
+        if route is None:
+            return Outcome(Status.ERROR, "unknown-route")
+        request = channel.request
+        if len(route_args(request.args)) > route.arity:
+            if route.spoken:
+                await play(channel, self.settings.prompts.error)
+            return Outcome(route.bad_arguments, "bad-arguments")
+        try:
+            return await call.handler(Call(channel, call.extension, request.args[1:]))
+        except StateUnavailable:
+            # Features handle state errors themselves; this is the net under them.
+            await play(channel, self.settings.prompts.error)
+            return Outcome(Status.ERROR, "state-error")
 
 
 async def publish(channel: Channel, outcome: Outcome) -> None:
-    """Set TF_DIAL / TF_REASON / TF_STATUS. TF_STATUS goes last: a dialplan that
-    sees it knows the rest is there."""
+    """Write what the feature decided: its own variables (caller-ID
+    presentation, TF_CIDBLOCK), then its announcement, then TF_DIAL /
+    TF_REASON / TF_STATUS. TF_STATUS goes last: a dialplan that sees it knows
+    the rest is there."""
+    for name, value in outcome.variables:
+        await channel.set_variable(name, value)
+    if outcome.announce:
+        await play(channel, outcome.announce)
     if outcome.dial is not None:
         await channel.set_variable("TF_DIAL", outcome.dial)
     if outcome.reason:

@@ -1,15 +1,23 @@
-"""Wiring for ``telefeatures serve``: state backend, feature app, server, metrics."""
+"""Wiring: which application answers the AGI layer.
+
+``telefeatures serve``: state backend, feature app, FastAGI server, metrics.
+``telefeatures-agi``: the same feature app behind the classic stdin/stdout path.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import sys
 
 from . import metrics
+from .agi import classic
+from .agi.protocol import ProtocolError
 from .agi.server import FastAgiServer, run_until_signalled
 from .app import FeatureApp
-from .config import Settings
+from .config import Settings, SettingsError, load_settings
+from .logsetup import configure_logging
 from .state.backend import StateBackend
 
 log = logging.getLogger("telefeatures")
@@ -78,3 +86,33 @@ async def serve(settings: Settings) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
         await backend.close()
+
+
+# --------------------------------------------------------------------------- classic AGI
+
+
+async def classic_session(agi, settings: Settings) -> int:
+    """One classic AGI session: the header first (a bad one costs no Redis
+    connection), then the feature app on a state backend of its own."""
+    try:
+        route, request = classic.request_from_env(agi.env)
+    except ProtocolError as exc:
+        log.error("protocol error in the AGI header: %s (classic)", exc)
+        return 1
+    backend = StateBackend.from_settings(settings)
+    try:
+        return await classic.run_session(agi, route, request, FeatureApp(settings.features, backend.repository))
+    finally:
+        await backend.close()
+
+
+def classic_main() -> None:
+    """``telefeatures-agi``: the features as classic AGI, ``AGI(telefeatures-agi,<route>,<arg1>,...)``."""
+    agi = classic.open_agi()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"telefeatures-agi: bad settings: {exc}", file=sys.stderr)
+        sys.exit(1)
+    configure_logging(settings.log_level, settings.log_format)
+    sys.exit(asyncio.run(classic_session(agi, settings)))

@@ -15,12 +15,15 @@ import signal
 
 import redis.asyncio as aioredis
 
+from telefeatures.state.schema import KeySchema
+
 ALLOWED = b'SET VARIABLE "CALLERID(pres)" "allowed"\n'
 PROHIB = b'SET VARIABLE "CALLERID(pres)" "prohib"\n'
 STATUS_OK = b'SET VARIABLE "TF_STATUS" "OK"\n'
 
 
 def make_handler(client: aioredis.Redis, prefix: str):
+    keys = KeySchema(prefix)
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             args = {}
@@ -33,7 +36,7 @@ def make_handler(client: aioredis.Redis, prefix: str):
                     args[key] = value.decode()
             ext = args.get(b"agi_arg_1", "")
             dialed = args.get(b"agi_arg_2", "")
-            blocked = await client.get(f"{prefix}ext:{ext}:cidblock") is not None
+            blocked = await client.get(keys.cidblock(ext)) is not None
             for command in (PROHIB if blocked else ALLOWED,
                             b'SET VARIABLE "TF_DIAL" "%s"\n' % dialed.encode(),
                             STATUS_OK):

@@ -22,6 +22,8 @@ import signal
 import redis.asyncio as aioredis
 from panoramisk.fast_agi import Application
 
+from telefeatures.state.schema import KeySchema
+
 
 class _EofRaisingReader:
     """Wraps a StreamReader so ``read()`` raises at end of file instead of
@@ -43,11 +45,12 @@ class _EofRaisingReader:
 
 
 def make_route(client: aioredis.Redis, prefix: str):
+    keys = KeySchema(prefix)
     async def outbound(request) -> None:
         headers = request.headers
         ext = headers.get("agi_arg_1", "")
         dialed = headers.get("agi_arg_2", "")
-        blocked = await client.get(f"{prefix}ext:{ext}:cidblock") is not None
+        blocked = await client.get(keys.cidblock(ext)) is not None
         await request.send_command(f'SET VARIABLE "CALLERID(pres)" "{"prohib" if blocked else "allowed"}"')
         await request.send_command(f'SET VARIABLE "TF_DIAL" "{dialed}"')
         await request.send_command('SET VARIABLE "TF_STATUS" "OK"')

@@ -18,6 +18,8 @@ import threading
 
 import redis
 
+from telefeatures.state.schema import KeySchema
+
 ALLOWED = b'SET VARIABLE "CALLERID(pres)" "allowed"\n'
 PROHIB = b'SET VARIABLE "CALLERID(pres)" "prohib"\n'
 STATUS_OK = b'SET VARIABLE "TF_STATUS" "OK"\n'
@@ -28,7 +30,7 @@ class Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     request_queue_size = 1024
     redis: redis.Redis
-    prefix: str
+    keys: KeySchema
 
 
 class Handler(socketserver.StreamRequestHandler):
@@ -46,7 +48,7 @@ class Handler(socketserver.StreamRequestHandler):
                 args[key] = value.decode()
         ext = args.get(b"agi_arg_1", "")
         dialed = args.get(b"agi_arg_2", "")
-        blocked = self.server.redis.get(f"{self.server.prefix}ext:{ext}:cidblock") is not None
+        blocked = self.server.redis.get(self.server.keys.cidblock(ext)) is not None
         for command in (PROHIB if blocked else ALLOWED, b'SET VARIABLE "TF_DIAL" "%s"\n' % dialed.encode(),
                         STATUS_OK):
             wfile.write(command)
@@ -77,7 +79,7 @@ def pyst2_handler():
                 agi = SocketAGI(rfile, wfile)
                 ext = agi.env.get("agi_arg_1", "")
                 dialed = agi.env.get("agi_arg_2", "")
-                blocked = self.server.redis.get(f"{self.server.prefix}ext:{ext}:cidblock") is not None
+                blocked = self.server.redis.get(self.server.keys.cidblock(ext)) is not None
                 agi.set_variable("CALLERID(pres)", "prohib" if blocked else "allowed")
                 agi.set_variable("TF_DIAL", dialed)
                 agi.set_variable("TF_STATUS", "OK")
@@ -100,7 +102,7 @@ def main() -> None:
     server = Server(("127.0.0.1", opts.port), pyst2_handler() if opts.agi == "pyst2" else Handler)
     server.redis = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(
         opts.redis_url, max_connections=64, timeout=0.5))
-    server.prefix = opts.key_prefix
+    server.keys = KeySchema(opts.key_prefix)
 
     def stop(*_):
         threading.Thread(target=server.shutdown, daemon=True).start()

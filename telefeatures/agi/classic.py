@@ -1,6 +1,7 @@
-"""``telefeatures-agi``: the same features as classic AGI over stdin/stdout.
+"""Classic AGI over stdin/stdout: one session per process.
 
-Dialplan: ``AGI(telefeatures-agi,<route>,<arg1>,<arg2>)``. pyst2's
+The ``telefeatures-agi`` entry point (wired in :mod:`telefeatures.service`)
+gives it the feature app as its session handler. Dialplan: ``AGI(telefeatures-agi,<route>,<arg1>,<arg2>)``. pyst2's
 ``asterisk.agi.AGI`` reads the header block and owns stdin/stdout and SIGHUP;
 commands are encoded and replies parsed by :mod:`telefeatures.agi.protocol`
 (pyst2's own quoting does not escape and its reply reader stops after one line,
@@ -9,14 +10,12 @@ so 520 blocks and HANGUP lines would desynchronise it).
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import sys
 
-from ..config import SettingsError, load_settings
-from ..logsetup import configure_logging
 from .channel import AgiChannel, ChannelHungUp, CommandRejected
+from .handler import SessionHandler
 from .protocol import AgiRequest, ProtocolError, Reply, ReplyReader, build_request, decode_line
 
 log = logging.getLogger("telefeatures.classic")
@@ -62,22 +61,27 @@ def request_from_env(env: dict[str, str]) -> tuple[str, AgiRequest]:
     return route, AgiRequest(env=full.env, args=full.args[1:])
 
 
-async def run_session(agi, settings) -> int:
-    from ..app import FeatureApp
-    from ..state.backend import StateBackend
+def open_agi():
+    """pyst2's AGI object on this process's stdin/stdout (it reads the header
+    block and installs its SIGHUP handler)."""
+    from asterisk.agi import AGI
 
-    try:
-        route, request = request_from_env(agi.env)
-    except ProtocolError as exc:
-        log.error("protocol error in the AGI header: %s (classic)", exc)
-        return 1
-    backend = StateBackend.from_settings(settings)
-    app = FeatureApp(settings.features, backend.repository)
+    # Caller names are raw bytes from the trunk: keep invalid UTF-8 readable
+    # whatever the locale Asterisk runs us under (strict under en_US.UTF-8).
+    sys.stdin.reconfigure(encoding="utf-8", errors="surrogateescape")
+    sys.stdout.reconfigure(encoding="utf-8")
+    # stderr goes to Asterisk's verbose log; pyst2 narrates every line there.
+    return AGI(stdin=sys.stdin, stdout=sys.stdout, stderr=io.StringIO())
+
+
+async def run_session(agi, route: str, request: AgiRequest, handler: SessionHandler) -> int:
+    """Run one session through ``handler``; returns the process exit code."""
+    session = handler.describe(route, request)
     channel = AgiChannel(request, PystTransport(agi))
     try:
-        extension, outcome = await app.handle(channel, route)
-        log.info("route=%s ext=%s status=%s reason=%s (classic)", route, extension or "-",
-                 outcome.status.value, outcome.reason or "-")
+        result = await handler.handle(channel, session)
+        log.info("route=%s ext=%s status=%s reason=%s (classic)", route, session.extension or "-",
+                 result.status, result.reason or "-")
     except ChannelHungUp:
         log.info("route=%s status=HANGUP (classic)", route)
     except CommandRejected as exc:
@@ -86,24 +90,4 @@ async def run_session(agi, settings) -> int:
     except ProtocolError as exc:
         log.error("route=%s: protocol error: %s (classic)", route, exc)
         return 1
-    finally:
-        await backend.close()
     return 0
-
-
-def main() -> None:
-    from asterisk.agi import AGI
-
-    # Caller names are raw bytes from the trunk: keep invalid UTF-8 readable
-    # whatever the locale Asterisk runs us under (strict under en_US.UTF-8).
-    sys.stdin.reconfigure(encoding="utf-8", errors="surrogateescape")
-    sys.stdout.reconfigure(encoding="utf-8")
-    # stderr goes to Asterisk's verbose log; pyst2 narrates every line there.
-    agi = AGI(stdin=sys.stdin, stdout=sys.stdout, stderr=io.StringIO())
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"telefeatures-agi: bad settings: {exc}", file=sys.stderr)
-        sys.exit(1)
-    configure_logging(settings.log_level, settings.log_format)
-    sys.exit(asyncio.run(run_session(agi, settings)))

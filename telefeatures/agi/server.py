@@ -15,8 +15,8 @@ import signal
 from collections.abc import Sequence
 
 from .. import metrics
-from ..app import FeatureApp, extension_of
 from .channel import AgiChannel, ChannelHungUp, CommandRejected
+from .handler import SessionHandler
 from .protocol import (
     MAX_LINE_BYTES,
     AgiRequest,
@@ -334,7 +334,7 @@ def peer_allowed(peer: object, allowed: Sequence[Network]) -> bool:
 class FastAgiServer:
     def __init__(
         self,
-        app: FeatureApp,
+        handler: SessionHandler,
         *,
         host: str = "127.0.0.1",
         port: int = 4573,
@@ -344,7 +344,7 @@ class FastAgiServer:
         session_timeout: float = 60.0,
         health: metrics.Health | None = None,
     ):
-        self.app = app
+        self.handler = handler
         self.host = host
         self.port = port
         self.allow_peers = tuple(allow_peers)
@@ -446,7 +446,7 @@ class FastAgiServer:
         peer = conn.peer
         loop = asyncio.get_running_loop()
         started = loop.time()
-        route = "-"
+        route = route_label = "-"
         extension = None
         status = "ERROR"
         reason = ""
@@ -461,12 +461,11 @@ class FastAgiServer:
                     deadlines.header_read(limit)
                     route = request.route
                     uniqueid = request.uniqueid
-                    if route in self.app.routes:
-                        # known before the route runs, so a hangup or timeout is logged with it
-                        extension = extension_of(request)
-                    channel = AgiChannel(request, conn)
-                    extension, outcome = await self.app.handle(channel, route, extension)
-                    status, reason = outcome.status.value, outcome.reason
+                    # labelled before it runs, so a hangup or timeout is logged with it
+                    session = self.handler.describe(route, request)
+                    route_label, extension = session.route_label, session.extension
+                    result = await self.handler.handle(AgiChannel(request, conn), session)
+                    status, reason = str(result.status), result.reason
                 finally:
                     deadlines.discard(limit)
         except ChannelHungUp:
@@ -489,10 +488,6 @@ class FastAgiServer:
             log.exception("route %s failed", route)
         finally:
             elapsed = loop.time() - started
-            if route not in self.app.routes:
-                route_label = "-" if route == "-" else "unknown"
-            else:
-                route_label = route
             metrics.session_finished(route_label, status, elapsed)
             session_log.info(
                 "route=%s ext=%s status=%s reason=%s ms=%.1f peer=%s uniqueid=%s",

@@ -139,7 +139,7 @@ def state_import_astdb(obj: dict, path: Path, dry_run: bool, block_family: str, 
                        overwrite: bool) -> None:
     """Import CIDBlock / LastCIDNum from an Asterisk astdb.sqlite3 (read-only)."""
     from ..features.numbers import NumberRules
-    from ..state.astdb import apply_import, file_time, plan_import, read_astdb
+    from ..astdb_import import apply_import, file_time, plan_import, read_astdb
 
     settings = settings_from(obj)
     try:

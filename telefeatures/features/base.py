@@ -11,19 +11,23 @@ from ..state.repository import StateRepository
 from .numbers import CallbackRules, NumberRules
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     OK = "OK"
     REFUSED = "REFUSED"
     ERROR = "ERROR"
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
-    """The result of one route; the app publishes it as TF_STATUS / TF_REASON / TF_DIAL."""
+    """The result of one route. Features never write channel variables: the
+    app publishes ``variables`` (in order), plays ``announce``, then sets
+    TF_DIAL / TF_REASON / TF_STATUS."""
 
     status: Status
     reason: str = ""
     dial: str | None = None
+    variables: tuple[tuple[str, str], ...] = ()
+    announce: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

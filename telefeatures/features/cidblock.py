@@ -10,7 +10,7 @@ from .base import Call, FeatureContext, Outcome, Status
 class CallerIdBlocking:
     """Routes ``cidblock/on``, ``cidblock/off``, ``cidblock/status`` (arg1 = extension).
 
-    ``status`` also sets ``TF_CIDBLOCK`` to ``on`` or ``off`` for the dialplan.
+    ``status`` also returns ``TF_CIDBLOCK`` to ``on`` or ``off`` for the dialplan.
     """
 
     def __init__(self, ctx: FeatureContext):
@@ -40,9 +40,9 @@ class CallerIdBlocking:
             blocked = await self.ctx.state.is_blocked(call.extension)
         except StateUnavailable:
             return await self._error(call, "state-error")
-        await call.channel.set_variable("TF_CIDBLOCK", "on" if blocked else "off")
-        await play(call.channel, self.prompts.cidblock_status_on if blocked else self.prompts.cidblock_status_off)
-        return Outcome(Status.OK)
+        # TF_CIDBLOCK is written before the prompt plays
+        return Outcome(Status.OK, variables=(("TF_CIDBLOCK", "on" if blocked else "off"),),
+                       announce=tuple(self.prompts.cidblock_status_on if blocked else self.prompts.cidblock_status_off))
 
     async def _error(self, call: Call, reason: str) -> Outcome:
         await play(call.channel, self.prompts.error)

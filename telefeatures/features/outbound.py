@@ -28,18 +28,16 @@ class OutboundPolicy:
             number, per_call = parse_dialed(dialed, self.ctx.settings.per_call_block_codes, self.ctx.numbers)
         except InvalidNumber:
             return Outcome(Status.REFUSED, "invalid-number")
-        outcome = Outcome(Status.OK, dial=number)
+        status, reason = Status.OK, ""
         if per_call:
             withhold = True
         elif call.extension is None:
             withhold = self.withhold_on_error
-            outcome = Outcome(Status.ERROR, "bad-extension", dial=number)
+            status, reason = Status.ERROR, "bad-extension"
         else:
             try:
                 withhold = await self.ctx.state.is_blocked(call.extension)
             except StateUnavailable:
                 withhold = self.withhold_on_error
-                outcome = Outcome(Status.ERROR, "state-error", dial=number)
-        for name, value in self.policy.variables(withhold):
-            await call.channel.set_variable(name, value)
-        return outcome
+                status, reason = Status.ERROR, "state-error"
+        return Outcome(status, reason, dial=number, variables=self.policy.variables(withhold))

@@ -6,10 +6,11 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from .. import metrics
+from . import schema
+from .redis_pipeline import RedisCommands
 from .schema import KeySchema
 
 
@@ -43,14 +44,8 @@ class CallerRecord:
     reason: str = ""
 
     def to_fields(self) -> dict[str, str]:
-        return {
-            "number": self.number,
-            "name": self.name,
-            "pres": str(self.presentation),
-            "time": f"{self.time:.3f}",
-            "withheld": "1" if self.withheld else "0",
-            "reason": self.reason,
-        }
+        return schema.last_caller_hash(number=self.number, name=self.name, presentation=self.presentation,
+                                       time=self.time, withheld=self.withheld, reason=self.reason)
 
     @classmethod
     def from_fields(cls, fields: dict[str, str]) -> CallerRecord:
@@ -61,14 +56,14 @@ class CallerRecord:
                 return default
 
         return cls(
-            number=fields.get("number", ""),
-            name=fields.get("name", ""),
-            presentation=num("pres", int, 0),
-            time=num("time", float, 0.0),
+            number=fields.get(schema.NUMBER, ""),
+            name=fields.get(schema.NAME, ""),
+            presentation=num(schema.PRES, int, 0),
+            time=num(schema.TIME, float, 0.0),
             # Anything but an explicit "0" counts as withheld: a damaged record
             # must never turn into a callback.
-            withheld=fields.get("withheld") != "0",
-            reason=fields.get("reason", ""),
+            withheld=fields.get(schema.WITHHELD) != "0",
+            reason=fields.get(schema.REASON, ""),
         )
 
 
@@ -82,7 +77,7 @@ class ExtensionState:
 class StateRepository:
     """All reads and writes of telefeatures state go through here."""
 
-    def __init__(self, client: aioredis.Redis, keys: KeySchema):
+    def __init__(self, client: RedisCommands, keys: KeySchema):
         self.redis = client
         self.keys = keys
 
@@ -94,7 +89,7 @@ class StateRepository:
         key = self.keys.cidblock(extension)
         with _redis_errors():
             if blocked:
-                await self.redis.set(key, "1")
+                await self.redis.set(key, schema.CIDBLOCK_ON)
             else:
                 await self.redis.delete(key)
 

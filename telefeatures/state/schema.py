@@ -5,8 +5,9 @@ PBXs can share one Redis::
 
     <prefix>ext:<extension>:cidblock    string "1" while persistent caller-ID
                                         blocking (*81) is on; absent when off
-    <prefix>ext:<extension>:lastcaller  hash of the last outside caller (*69):
-                                        number, name, pres, time, withheld, reason
+    <prefix>ext:<extension>:lastcaller  hash of the last outside caller (*69),
+                                        fields LAST_CALLER_FIELDS: number, name,
+                                        pres, time, withheld, reason
 
 Extensions are validated before they reach a key (see ``valid_extension``), so a
 key can never contain ``:``, ``*`` or blanks.
@@ -18,6 +19,27 @@ import re
 
 _EXTENSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}", re.ASCII)
 _PREFIX = re.compile(r"[A-Za-z0-9_.-]{0,32}:?", re.ASCII)
+
+
+# The value of a cidblock key while blocking is on.
+CIDBLOCK_ON = "1"
+
+# The fields of a last-caller hash. Every write sets all of them at once.
+NUMBER, NAME, PRES, TIME, WITHHELD, REASON = LAST_CALLER_FIELDS = (
+    "number", "name", "pres", "time", "withheld", "reason")
+
+
+def last_caller_hash(*, number: str, name: str, presentation: int, time: float, withheld: bool,
+                     reason: str = "") -> dict[str, str]:
+    """The hash of a last-caller key, field by field."""
+    return {
+        NUMBER: number,
+        NAME: name,
+        PRES: str(presentation),
+        TIME: f"{time:.3f}",
+        WITHHELD: "1" if withheld else "0",
+        REASON: reason,
+    }
 
 
 def valid_extension(value: str) -> bool:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from tests.hardening.checks import normal_session, run
 from tests.support.asterisk_peer import Script, call, header_bytes, read_until_closed, usage_block
 from tests.support.callerids import HOSTILE_NUMBERS, WITHHELD_NUMBERS
-from tests.testbed.services import KEY_PREFIX
+from tests.testbed.services import KEYS
 
 HEADER = header_bytes("outbound", ["1000", "5552345678"])
 
@@ -185,7 +185,7 @@ def test_hostile_caller_ids_are_recorded_withheld_and_never_dialed(serve_once, r
 
     inbound, back = run(sessions())
     assert inbound.status == "OK"
-    record = redis_state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller")
+    record = redis_state.hgetall(KEYS.last_caller("1001"))
     assert record["withheld"] == "1" and record["number"] == ""
     assert back.status == "REFUSED" and "TF_DIAL" not in back.variables
     assert back.said == []

@@ -12,7 +12,8 @@ import urllib.request
 from tests.hardening.checks import normal_session, run
 from tests.support.asterisk_peer import Script, call, header_bytes, read_until_closed
 from tests.support.ports import free_port
-from tests.testbed.services import KEY_PREFIX, wait_for
+from tests.testbed.services import KEYS, wait_for
+from telefeatures.state.schema import CIDBLOCK_ON
 
 OUTSIDE = "5552345678"
 
@@ -21,7 +22,7 @@ def test_redis_killed_under_load_and_restarted(serve, redis_server, redis_state)
     """Sessions keep completing through the outage with the on_state_error
     presentation, feature codes answer with the error prompt, the server
     reconnects by itself, and persisted state (AOF) survives a SIGKILL."""
-    redis_state.set(f"{KEY_PREFIX}ext:2000:cidblock", "1")
+    redis_state.set(KEYS.cidblock("2000"), CIDBLOCK_ON)
     server = serve()
     results: list[tuple[float, str, object]] = []
     phases = {}

@@ -4,11 +4,11 @@ classic telefeatures-agi entry point runs the same features."""
 from __future__ import annotations
 
 from tests.integration.e2e import assert_anonymous, assert_presented, outbound, played, star
-from tests.testbed.services import KEY_PREFIX
+from tests.testbed.services import KEYS, KEY_PREFIX
 
 
 def test_outbound_still_dials_when_the_feature_server_is_down(asterisk, feature_server, provider, sipp, redis_state):
-    assert redis_state.get(f"{KEY_PREFIX}ext:1000:cidblock") is None  # unblocked: the server would show the ID
+    assert redis_state.get(KEYS.cidblock("1000")) is None  # unblocked: the server would show the ID
     assert feature_server.stop() == 0
     try:
         offset = asterisk.log_offset()
@@ -20,7 +20,7 @@ def test_outbound_still_dials_when_the_feature_server_is_down(asterisk, feature_
         offset = asterisk.log_offset()
         star(sipp, "1000", "*81", hold_ms=8000)
         assert played(asterisk, offset, "sorry") and played(asterisk, offset, "please-try-call-later")
-        assert redis_state.get(f"{KEY_PREFIX}ext:1000:cidblock") is None
+        assert redis_state.get(KEYS.cidblock("1000")) is None
     finally:
         feature_server.start()
     assert_presented(outbound(sipp, provider, "1000"), "1000", "Alice")
@@ -45,7 +45,7 @@ def test_outbound_still_dials_when_redis_is_down(asterisk, feature_server, redis
         redis_server.start()
     # The server reconnects by itself: no restart needed.
     star(sipp, "1000", "*81")
-    assert redis_server.client().get(f"{KEY_PREFIX}ext:1000:cidblock") == "1"
+    assert redis_server.client().get(KEYS.cidblock("1000")) == "1"
 
 
 def test_classic_agi_runs_the_same_features(asterisk, feature_server, provider, sipp, redis_state):
@@ -53,14 +53,14 @@ def test_classic_agi_runs_the_same_features(asterisk, feature_server, provider, 
     the telefeatures-agi script that Asterisk forks, not the FastAGI server."""
     log_at, offset = feature_server.log_offset(), asterisk.log_offset()
     star(sipp, "1002", "*81")
-    assert redis_state.get(f"{KEY_PREFIX}ext:1002:cidblock") == "1"
+    assert redis_state.get(KEYS.cidblock("1002")) == "1"
     log = asterisk.log_since(offset)
     assert "telefeatures-agi" in log and "agi://" not in log
     assert played(asterisk, offset, "activated")
     assert_anonymous(outbound(sipp, provider, "1002"), "1002")
 
     star(sipp, "1002", "*82")
-    assert redis_state.get(f"{KEY_PREFIX}ext:1002:cidblock") is None
+    assert redis_state.get(KEYS.cidblock("1002")) is None
     assert_presented(outbound(sipp, provider, "1002"), "1002", "Carol")
     assert feature_server.sessions_since(log_at) == []  # nothing went through FastAGI
 
@@ -70,9 +70,9 @@ def test_keys_follow_the_documented_schema(asterisk, feature_server, phone_1001,
     result = sipp.trunk_call("1001", "5551234567", "Pat Caller")
     assert result.returncode == 0, result.output
     keys = sorted(redis_state.scan_iter(f"{KEY_PREFIX}*"))
-    assert keys == [f"{KEY_PREFIX}ext:1000:cidblock", f"{KEY_PREFIX}ext:1001:lastcaller"]
-    assert redis_state.type(f"{KEY_PREFIX}ext:1001:lastcaller") == "hash"
-    record = redis_state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller")
+    assert keys == [KEYS.cidblock("1000"), KEYS.last_caller("1001")]
+    assert redis_state.type(KEYS.last_caller("1001")) == "hash"
+    record = redis_state.hgetall(KEYS.last_caller("1001"))
     assert set(record) == {"number", "name", "pres", "time", "withheld", "reason"}
     assert record["pres"] == "0" and float(record["time"]) > 1.7e9
 

@@ -15,7 +15,8 @@ from tests.integration.e2e import (
     played,
     star,
 )
-from tests.testbed.services import KEY_PREFIX
+from tests.testbed.services import KEYS
+from telefeatures.state.schema import CIDBLOCK_ON
 
 # ----------------------------------------------------------------------------- *81 *82 *83
 
@@ -23,29 +24,29 @@ from tests.testbed.services import KEY_PREFIX
 def test_star81_then_outbound_call_is_anonymous(asterisk, feature_server, provider, sipp, redis_state):
     offset = asterisk.log_offset()
     star(sipp, "1000", "*81")
-    assert redis_state.get(f"{KEY_PREFIX}ext:1000:cidblock") == "1"
+    assert redis_state.get(KEYS.cidblock("1000")) == "1"
     assert played(asterisk, offset, "activated")
     assert_anonymous(outbound(sipp, provider, "1000"), "1000")
 
 
 def test_star82_then_outbound_call_shows_caller_id(asterisk, feature_server, provider, sipp, redis_state):
-    redis_state.set(f"{KEY_PREFIX}ext:1000:cidblock", "1")
+    redis_state.set(KEYS.cidblock("1000"), CIDBLOCK_ON)
     offset = asterisk.log_offset()
     star(sipp, "1000", "*82")
-    assert redis_state.get(f"{KEY_PREFIX}ext:1000:cidblock") is None
+    assert redis_state.get(KEYS.cidblock("1000")) is None
     assert played(asterisk, offset, "de-activated")
     assert_presented(outbound(sipp, provider, "1000"), "1000", "Alice")
 
 
 def test_star83_announces_whether_blocking_is_on(asterisk, feature_server, sipp, redis_state):
-    redis_state.set(f"{KEY_PREFIX}ext:1000:cidblock", "1")
+    redis_state.set(KEYS.cidblock("1000"), CIDBLOCK_ON)
     offset, log_at = asterisk.log_offset(), feature_server.log_offset()
     star(sipp, "1000", "*83")
     assert played(asterisk, offset, "enabled") and not played(asterisk, offset, "disabled")
     sessions = feature_server.sessions_since(log_at)
     assert any("route=cidblock/status ext=1000 status=OK" in s for s in sessions), sessions
 
-    redis_state.delete(f"{KEY_PREFIX}ext:1000:cidblock")
+    redis_state.delete(KEYS.cidblock("1000"))
     offset = asterisk.log_offset()
     star(sipp, "1000", "*83")
     assert played(asterisk, offset, "disabled") and not played(asterisk, offset, "enabled")
@@ -57,7 +58,7 @@ def test_star83_announces_whether_blocking_is_on(asterisk, feature_server, sipp,
 def test_star67_withholds_caller_id_for_that_call_only(asterisk, feature_server, provider, sipp, redis_state):
     assert_anonymous(outbound(sipp, provider, "1000", "*67" + OUTSIDE), "1000")
     assert_presented(outbound(sipp, provider, "1000"), "1000", "Alice")
-    assert redis_state.get(f"{KEY_PREFIX}ext:1000:cidblock") is None
+    assert redis_state.get(KEYS.cidblock("1000")) is None
 
 
 # ----------------------------------------------------------------------------- inbound and *69
@@ -66,7 +67,7 @@ def test_star67_withholds_caller_id_for_that_call_only(asterisk, feature_server,
 def test_inbound_call_then_star69_calls_back(asterisk, feature_server, provider, phone_1001, sipp, redis_state):
     result = sipp.trunk_call("1001", CALLER, "Pat Caller")
     assert result.returncode == 0 and result.answered, result.output
-    record = redis_state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller")
+    record = redis_state.hgetall(KEYS.last_caller("1001"))
     assert record["number"] == CALLER and record["withheld"] == "0" and record["name"] == "Pat Caller"
 
     before, offset = len(provider.invites()), asterisk.log_offset()
@@ -82,7 +83,7 @@ def test_inbound_call_then_star69_calls_back(asterisk, feature_server, provider,
 def test_anonymous_inbound_then_star69_refuses(asterisk, feature_server, provider, phone_1001, sipp, redis_state):
     result = sipp.trunk_call("1001", "anonymous", "Anonymous", extra_header="Privacy: id")
     assert result.returncode == 0, result.output
-    record = redis_state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller")
+    record = redis_state.hgetall(KEYS.last_caller("1001"))
     assert record["withheld"] == "1" and record["number"] == ""
 
     before, offset, log_at = len(provider.invites()), asterisk.log_offset(), feature_server.log_offset()
@@ -98,7 +99,7 @@ def test_hostile_caller_id_then_star69_dials_nothing(asterisk, feature_server, p
     hostile = "5551234&PJSIP/evil"
     result = sipp.trunk_call("1001", hostile, "Mallory")
     assert result.returncode == 0, result.output
-    record = redis_state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller")
+    record = redis_state.hgetall(KEYS.last_caller("1001"))
     assert record["withheld"] == "1" and record["reason"] == "invalid-number" and "evil" not in str(record)
 
     before, offset = len(provider.invites()), asterisk.log_offset()
@@ -112,13 +113,13 @@ def test_hostile_caller_id_then_star69_dials_nothing(asterisk, feature_server, p
 def test_internal_call_does_not_replace_last_caller(asterisk, feature_server, provider, phone_1001, sipp, redis_state):
     result = sipp.trunk_call("1001", CALLER, "Pat Caller")
     assert result.returncode == 0 and result.answered, result.output
-    before = redis_state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller")
+    before = redis_state.hgetall(KEYS.last_caller("1001"))
 
     calls = len(phone_1001.invites())
     result = sipp.call("1000", "1001", hold_ms=800)
     assert result.returncode == 0 and result.answered, result.output
     assert len(phone_1001.invites()) == calls + 1  # the internal call really rang 1001
-    assert redis_state.hgetall(f"{KEY_PREFIX}ext:1001:lastcaller") == before
+    assert redis_state.hgetall(KEYS.last_caller("1001")) == before
 
 
 # ----------------------------------------------------------------------------- persistence

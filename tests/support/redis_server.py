@@ -12,6 +12,8 @@ from pathlib import Path
 
 import redis
 
+from telefeatures.state.schema import KeySchema
+
 from .ports import free_port  # noqa: F401 - re-exported for the tests that use it from here
 
 REDIS_SERVER = shutil.which("redis-server", path="/usr/bin:/usr/local/bin") or shutil.which("redis-server")
@@ -126,3 +128,6 @@ class RedisProcess:
         self.proc = None
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
+
+# The keys under the default prefix, as the unit tests' servers and CLI use them.
+TF_KEYS = KeySchema()

@@ -12,9 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+from telefeatures.state.schema import KeySchema
 from tests.support.ports import free_port, tcp_open
 
 KEY_PREFIX = "tfit:"
+KEYS = KeySchema(KEY_PREFIX)  # the keys the test bed's feature server uses
 
 
 def wait_for(predicate, timeout: float = 10, interval: float = 0.1, what: str = "condition"):

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.asterisk_peer import TRYING, CallResult, Script, converse, header_bytes, usage_block
+from telefeatures.state.schema import CIDBLOCK_ON
+from tests.support.redis_server import TF_KEYS
 
 TELEFEATURES_AGI = str(Path(sys.executable).parent / "telefeatures-agi")
 
@@ -45,7 +47,7 @@ async def test_cidblock_on_then_outbound_withholds(redis_url, redis_sync):
     assert code == 0, err
     assert result.prompts == ["activated"]
     assert result.variables == {"TF_STATUS": "OK"}
-    assert redis_sync.get("tf:ext:1000:cidblock") == "1"
+    assert redis_sync.get(TF_KEYS.cidblock("1000")) == "1"
     assert "route=cidblock/on ext=1000 status=OK" in err
 
     result, code, err = await run_classic("outbound", ["1000", "5551234567"], redis_url=redis_url)
@@ -74,7 +76,7 @@ async def test_inbound_and_callreturn(redis_url):
 async def test_extension_from_channel_name(redis_url, redis_sync):
     result, code, _ = await run_classic("cidblock/on", [], redis_url=redis_url, channel="PJSIP/1001-0000001a")
     assert code == 0 and result.status == "OK"
-    assert redis_sync.get("tf:ext:1001:cidblock") == "1"
+    assert redis_sync.get(TF_KEYS.cidblock("1001")) == "1"
 
 
 async def test_usage_block_does_not_desync(redis_url):
@@ -95,7 +97,7 @@ async def test_hangup_and_trying_lines_do_not_desync(redis_url):
 
 
 async def test_hangup_then_511(redis_url, redis_sync):
-    redis_sync.set("tf:ext:1000:cidblock", "1")
+    redis_sync.set(TF_KEYS.cidblock("1000"), CIDBLOCK_ON)
     result, code, err = await run_classic("cidblock/status", ["1000"], Script(hangup_after=1), redis_url=redis_url)
     assert code == 0, err
     assert result.verbs == ["SET VARIABLE", "STREAM FILE"]
@@ -137,7 +139,7 @@ async def test_invalid_utf8_in_caller_name(redis_url, redis_sync, locale):
                                           callerid="2125551234", calleridname=b"\xff\xfeBob")
     assert code == 0, err
     assert result.variables == {"TF_STATUS": "OK"}
-    assert redis_sync.hget("tf:ext:1000:lastcaller", "number") == "2125551234"
+    assert redis_sync.hget(TF_KEYS.last_caller("1000"), "number") == "2125551234"
 
 
 async def test_invalid_utf8_with_a_strict_utf8_locale(redis_url, redis_sync):
@@ -147,7 +149,7 @@ async def test_invalid_utf8_with_a_strict_utf8_locale(redis_url, redis_sync):
                                           callerid="2125551234", calleridname=b"\xff\xfeBob")
     assert code == 0, err
     assert result.variables == {"TF_STATUS": "OK"}
-    assert redis_sync.hget("tf:ext:1000:lastcaller", "number") == "2125551234"
+    assert redis_sync.hget(TF_KEYS.last_caller("1000"), "number") == "2125551234"
     # and an invalid reply line does not kill it either
     result, code, err = await run_classic("outbound", ["1000", "5551234567"],
                                           Script(replies={1: ["200 result=1 (\udcff)"]}), redis_url=redis_url,

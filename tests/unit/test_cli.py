@@ -16,6 +16,8 @@ from click.testing import CliRunner
 from telefeatures.cli import cli
 from tests.support.asterisk_peer import call, header_bytes
 from tests.support.redis_server import free_port
+from telefeatures.state.schema import CIDBLOCK_ON, KeySchema
+from tests.support.redis_server import TF_KEYS
 
 TELEFEATURES = str(Path(sys.executable).parent / "telefeatures")
 
@@ -38,7 +40,7 @@ def test_show_empty(redis_url):
 def test_set_show_clear(redis_url, redis_sync):
     result = run_cli("state", "set", "1000", "--cidblock", "on", redis_url=redis_url)
     assert result.exit_code == 0 and result.output == "1000: updated\n"
-    assert redis_sync.get("tf:ext:1000:cidblock") == "1"
+    assert redis_sync.get(TF_KEYS.cidblock("1000")) == "1"
 
     result = run_cli("state", "set", "1000", "--last-caller", "2125551234", "--name", "Bob", redis_url=redis_url)
     assert result.exit_code == 0
@@ -60,7 +62,7 @@ def test_set_show_clear(redis_url, redis_sync):
         "1000", "1002"]
 
     result = run_cli("state", "set", "1000", "--cidblock", "off", redis_url=redis_url)
-    assert redis_sync.exists("tf:ext:1000:cidblock") == 0
+    assert redis_sync.exists(TF_KEYS.cidblock("1000")) == 0
     result = run_cli("state", "clear", "1000", redis_url=redis_url)
     assert result.exit_code == 0 and result.output == "1000: removed 1 key(s)\n"
     result = run_cli("state", "clear", "1002", redis_url=redis_url)
@@ -79,7 +81,7 @@ def test_set_hostile_last_caller_is_recorded_withheld(redis_url, redis_sync, num
     result = run_cli("state", "set", "1000", "--last-caller", number, redis_url=redis_url)
     assert result.exit_code == 0
     assert f"1000: last caller recorded as withheld ({reason})" in result.output
-    assert redis_sync.hget("tf:ext:1000:lastcaller", "number") == ""
+    assert redis_sync.hget(TF_KEYS.last_caller("1000"), "number") == ""
     assert f"withheld ({reason})" in run_cli("state", "show", "1000", redis_url=redis_url).output
 
 
@@ -102,14 +104,14 @@ def test_key_prefix_option(redis_url, redis_sync):
     result = CliRunner().invoke(cli, ["--redis-url", redis_url, "--key-prefix", "site1:", "state", "set", "1000",
                                       "--cidblock", "on"])
     assert result.exit_code == 0
-    assert redis_sync.keys("*") == ["site1:ext:1000:cidblock"]
+    assert redis_sync.keys("*") == [KeySchema("site1:").cidblock("1000")]
     assert "no state stored" in run_cli("state", "show", redis_url=redis_url).output
 
 
 def test_redis_url_from_environment(redis_url, redis_sync):
     result = run_cli("state", "set", "1000", "--cidblock", "on", env={"TELEFEATURES_REDIS_URL": redis_url})
     assert result.exit_code == 0
-    assert redis_sync.get("tf:ext:1000:cidblock") == "1"
+    assert redis_sync.get(TF_KEYS.cidblock("1000")) == "1"
 
 
 def test_state_with_redis_down(closed_port):
@@ -188,7 +190,7 @@ async def serve():
 
 
 async def test_serve_answers_and_stops_on_sigterm(serve, redis_url, redis_sync):
-    redis_sync.set("tf:ext:1000:cidblock", "1")
+    redis_sync.set(TF_KEYS.cidblock("1000"), CIDBLOCK_ON)
     served = await serve("--redis-url", redis_url)
     result = await call("127.0.0.1", served.port, "outbound", ["1000", "5551234567"])
     assert result.sets == [("CALLERID(pres)", "prohib"), ("TF_DIAL", "5551234567"), ("TF_STATUS", "OK")]

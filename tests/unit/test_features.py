@@ -19,19 +19,27 @@ from telefeatures.config import FeatureSettings, RewriteRule
 from telefeatures.features.base import Status
 from telefeatures.state.backend import StateBackend
 from telefeatures.state.repository import CallerRecord, StateRepository
+from telefeatures.state import schema
 from telefeatures.state.schema import KeySchema
 from tests.support.asterisk_peer import Script, request_for, scripted_channel
 from tests.support.redis_server import RedisProcess
 from tests.support.callerids import HOSTILE_NUMBERS
+from tests.support.redis_server import TF_KEYS
 
 ERROR_PROMPTS = ["sorry", "please-try-call-later"]
 ANNOUNCE = ["info-about-last-call", "telephone-number"]
 CONFIRM = ["to-call-this-number", "vm-press", "digits/1"]
 
 
+async def handle(app: FeatureApp, channel, route: str):
+    """What the server does with a session: describe it, then handle it."""
+    call = app.describe(route, channel.request)
+    return call.extension, await app.handle(channel, call)
+
+
 async def run(app: FeatureApp, route: str, args=(), script: Script | None = None, **fields):
     channel, asterisk = scripted_channel(route, args, script, **fields)
-    extension, outcome = await app.handle(channel, route)
+    extension, outcome = await handle(app, channel, route)
     return extension, outcome, asterisk
 
 
@@ -228,7 +236,7 @@ async def test_inbound_records_per_extension(app, repo):
 
 async def test_inbound_invalid_utf8_name(app, repo):
     channel, ast = scripted_channel("inbound", ["1000"], callerid="5551234567", calleridname="B\ufffdb")
-    _, outcome = await app.handle(channel, "inbound")
+    _, outcome = await handle(app, channel, "inbound")
     assert outcome.status is Status.OK
     assert (await repo.last_caller("1000")).name == "B\ufffdb"
 
@@ -373,15 +381,15 @@ async def test_callreturn_rule_output_not_dialable_is_refused(repo, make_app):
 async def test_callreturn_tampered_record_never_dials(app, repo, redis_sync):
     """A record written behind our back (old tool, manual HSET) is re-checked."""
     key = KeySchema().last_caller("1000")
-    redis_sync.hset(key, mapping={"number": "5551234567&PJSIP/evil", "withheld": "0"})
+    redis_sync.hset(key, mapping={schema.NUMBER: "5551234567&PJSIP/evil", schema.WITHHELD: "0"})
     _, outcome, ast = await run(app, "callreturn", ["1000"], Script(wait_digit="1"))
     assert (outcome.status, outcome.reason) == (Status.REFUSED, "not-dialable")
     assert "TF_DIAL" not in ast.variables
-    redis_sync.hset(key, mapping={"number": "5551234567", "withheld": "yes"})
+    redis_sync.hset(key, mapping={schema.NUMBER: "5551234567", schema.WITHHELD: "yes"})
     _, outcome, ast = await run(app, "callreturn", ["1000"], Script(wait_digit="1"))
     assert outcome.reason == "withheld"
     redis_sync.delete(key)
-    redis_sync.hset(key, mapping={"number": "5551234567"})  # no withheld field at all
+    redis_sync.hset(key, mapping={schema.NUMBER: "5551234567"})  # no withheld field at all
     _, outcome, ast = await run(app, "callreturn", ["1000"], Script(wait_digit="1"))
     assert outcome.reason == "withheld"
 
@@ -402,7 +410,7 @@ async def test_callreturn_hangup_during_wait(app, repo):
     await record(repo, "1000", "5551234567")
     channel, ast = scripted_channel("callreturn", ["1000"], Script(hangup_before=7, wait_digit="1"))
     with pytest.raises(ChannelHungUp):
-        await app.handle(channel, "callreturn")
+        await handle(app, channel, "callreturn")
     assert ast.verbs[-1] == "WAIT FOR DIGIT"
     assert channel.hung_up
     assert "TF_DIAL" not in ast.variables
@@ -412,7 +420,7 @@ async def test_callreturn_wait_failure_is_a_hangup(app, repo):
     await record(repo, "1000", "5551234567")
     channel, ast = scripted_channel("callreturn", ["1000"], Script(replies={7: ["200 result=-1"]}))
     with pytest.raises(ChannelHungUp):
-        await app.handle(channel, "callreturn")
+        await handle(app, channel, "callreturn")
     assert "TF_DIAL" not in ast.variables
 
 
@@ -437,17 +445,17 @@ async def test_cidblock_on_off(app, repo, redis_sync):
     assert outcome.status is Status.OK
     assert ast.prompts == ["activated"]
     assert ast.variables == {"TF_STATUS": "OK"}
-    assert redis_sync.get("tf:ext:1000:cidblock") == "1"
+    assert redis_sync.get(TF_KEYS.cidblock("1000")) == "1"
     assert await repo.is_blocked("1000")
     assert not await repo.is_blocked("1001")
 
     _, outcome, ast = await run(app, "cidblock/on", ["1000"])  # idempotent
-    assert outcome.status is Status.OK and redis_sync.get("tf:ext:1000:cidblock") == "1"
+    assert outcome.status is Status.OK and redis_sync.get(TF_KEYS.cidblock("1000")) == "1"
 
     _, outcome, ast = await run(app, "cidblock/off", ["1000"])
     assert outcome.status is Status.OK
     assert ast.prompts == ["de-activated"]
-    assert redis_sync.exists("tf:ext:1000:cidblock") == 0
+    assert redis_sync.exists(TF_KEYS.cidblock("1000")) == 0
 
     _, outcome, _ = await run(app, "cidblock/off", ["1000"])
     assert outcome.status is Status.OK and not await repo.is_blocked("1000")
@@ -457,7 +465,7 @@ async def test_cidblock_state_is_set_before_the_prompt(app, repo):
     # A caller who hangs up during the confirmation prompt still gets the change.
     channel, ast = scripted_channel("cidblock/on", ["1000"], Script(hangup_before=1))
     with pytest.raises(ChannelHungUp):
-        await app.handle(channel, "cidblock/on")
+        await handle(app, channel, "cidblock/on")
     assert await repo.is_blocked("1000")
 
 

@@ -12,10 +12,13 @@ import time
 
 import pytest
 
-from telefeatures.state.backend import PipelinedRedis, StateBackend
+from telefeatures.state.backend import StateBackend
+from telefeatures.state.redis_pipeline import PipelinedRedis
 from telefeatures.state.repository import CallerRecord, StateUnavailable
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisProcess
+from telefeatures.state.schema import CIDBLOCK_ON
+from tests.support.redis_server import TF_KEYS
 
 PASSWORD = "s3cret-pw"
 
@@ -53,7 +56,7 @@ async def test_auth_and_database_selection(auth_redis, tmp_path, pipelining):
         assert not await repo.is_blocked("1000")
     finally:
         await backend.close()
-    assert auth_redis.client(3).hget("tf:ext:1000:lastcaller", "number") == "5551234567"
+    assert auth_redis.client(3).hget(TF_KEYS.last_caller("1000"), "number") == "5551234567"
     assert auth_redis.client(0).keys("*") == []
 
 
@@ -109,7 +112,7 @@ async def test_a_restarted_redis_is_reconnected_by_itself(auth_redis, tmp_path, 
 @PATHS
 async def test_many_concurrent_callers_each_get_their_own_reply(redis_url, redis_sync, tmp_path, pipelining):
     for i in range(500):
-        redis_sync.set(f"tf:ext:{i}:cidblock", "1") if i % 3 == 0 else None
+        redis_sync.set(TF_KEYS.cidblock(str(i)), "1") if i % 3 == 0 else None
     backend = StateBackend.open(redis_url, tmp_path, pool_size=500, pipelining=pipelining)
     try:
         answers = await asyncio.gather(*(backend.repository.is_blocked(str(i)) for i in range(500)))
@@ -121,7 +124,7 @@ async def test_many_concurrent_callers_each_get_their_own_reply(redis_url, redis
 async def test_a_cancelled_caller_does_not_shift_the_replies(redis_url, redis_sync, tmp_path):
     """A session that gives up (hang-up, timeout) while its command is in
     flight must not leave its reply to be read by the next caller."""
-    redis_sync.set("tf:ext:1:cidblock", "1")
+    redis_sync.set(TF_KEYS.cidblock("1"), CIDBLOCK_ON)
     backend = StateBackend.open(redis_url, tmp_path)
     repo = backend.repository
     try:

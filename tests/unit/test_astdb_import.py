@@ -11,8 +11,10 @@ from click.testing import CliRunner
 
 from telefeatures.cli import cli
 from telefeatures.features.numbers import NumberRules
-from telefeatures.state.astdb import plan_import, read_astdb
+from telefeatures.astdb_import import plan_import, read_astdb
 from tests.support.callerids import HOSTILE_NUMBERS
+from telefeatures.state.schema import CIDBLOCK_ON
+from tests.support.redis_server import TF_KEYS
 
 ROWS = [
     ("/CIDBlock/1000", "1"),
@@ -98,12 +100,12 @@ def test_import(astdb, redis_url, redis_sync):
     assert result.exit_code == 0, result.output
     assert "imported 3 CIDBlock value(s) and 2 LastCIDNum value(s)" in result.output
     assert skipped(result.output) == EXPECTED_SKIPS
-    assert sorted(redis_sync.keys("*")) == ["tf:ext:1000:cidblock", "tf:ext:1000:lastcaller",
-                                            "tf:ext:1002:cidblock", "tf:ext:1006:lastcaller"]
-    rec = redis_sync.hgetall("tf:ext:1000:lastcaller")
+    assert sorted(redis_sync.keys("*")) == [TF_KEYS.cidblock("1000"), TF_KEYS.last_caller("1000"),
+                                            TF_KEYS.cidblock("1002"), TF_KEYS.last_caller("1006")]
+    rec = redis_sync.hgetall(TF_KEYS.last_caller("1000"))
     assert rec["number"] == "2125551234" and rec["withheld"] == "0"
     assert float(rec["time"]) == MTIME  # when the AstDB was last written, not now
-    assert redis_sync.hget("tf:ext:1006:lastcaller", "number") == "3125550000"
+    assert redis_sync.hget(TF_KEYS.last_caller("1006"), "number") == "3125550000"
 
 
 def test_imported_state_drives_the_features(astdb, redis_url):
@@ -120,27 +122,27 @@ def test_existing_records_win_without_overwrite(astdb, redis_url, redis_sync):
     why = "Redis already has state for this extension (use --overwrite)"
     assert skipped(result.output)["/LastCIDNum/1000"] == why
     assert skipped(result.output)["/CIDBlock/1000"] == why
-    assert redis_sync.hget("tf:ext:1000:lastcaller", "number") == "3125559999"
-    assert redis_sync.get("tf:ext:1000:cidblock") is None
+    assert redis_sync.hget(TF_KEYS.last_caller("1000"), "number") == "3125559999"
+    assert redis_sync.get(TF_KEYS.cidblock("1000")) is None
 
     result = run_cli("state", "import-astdb", str(astdb), "--overwrite", redis_url=redis_url)
     assert "imported 3 CIDBlock value(s) and 2 LastCIDNum value(s)" in result.output
     assert "/LastCIDNum/1000" not in skipped(result.output)
-    assert redis_sync.hget("tf:ext:1000:lastcaller", "number") == "2125551234"
+    assert redis_sync.hget(TF_KEYS.last_caller("1000"), "number") == "2125551234"
 
 
 def test_a_second_import_does_not_undo_changes_made_since(astdb, redis_url, redis_sync):
     """After the move, 1000 dialled *82 and 1001 dialled *81; importing the same
     AstDB again must not put the old values back."""
     run_cli("state", "import-astdb", str(astdb), redis_url=redis_url)
-    redis_sync.delete("tf:ext:1000:cidblock")
-    redis_sync.set("tf:ext:1001:cidblock", "1")
+    redis_sync.delete(TF_KEYS.cidblock("1000"))
+    redis_sync.set(TF_KEYS.cidblock("1001"), CIDBLOCK_ON)
     result = run_cli("state", "import-astdb", str(astdb), redis_url=redis_url)
     assert result.exit_code == 0, result.output
-    assert redis_sync.get("tf:ext:1000:cidblock") is None
-    assert redis_sync.get("tf:ext:1001:cidblock") == "1"
+    assert redis_sync.get(TF_KEYS.cidblock("1000")) is None
+    assert redis_sync.get(TF_KEYS.cidblock("1001")) == "1"
     result = run_cli("state", "import-astdb", str(astdb), "--overwrite", redis_url=redis_url)
-    assert redis_sync.get("tf:ext:1000:cidblock") == "1" and redis_sync.get("tf:ext:1001:cidblock") is None
+    assert redis_sync.get(TF_KEYS.cidblock("1000")) == "1" and redis_sync.get(TF_KEYS.cidblock("1001")) is None
 
 
 def test_hostile_numbers_are_skipped(tmp_path, redis_url, redis_sync):
@@ -167,7 +169,7 @@ def test_custom_families(tmp_path, redis_url, redis_sync):
     result = run_cli("state", "import-astdb", str(path), "--block-family", "Block", "--lastcall-family", "Last",
                      redis_url=redis_url)
     assert "imported 1 Block value(s) and 1 Last value(s)" in result.output
-    assert sorted(redis_sync.keys("*")) == ["tf:ext:1000:cidblock", "tf:ext:1000:lastcaller"]
+    assert sorted(redis_sync.keys("*")) == [TF_KEYS.cidblock("1000"), TF_KEYS.last_caller("1000")]
 
 
 def test_key_prefix_is_used(astdb, redis_url, redis_sync):

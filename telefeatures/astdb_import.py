@@ -13,9 +13,9 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..features.numbers import NumberRules, classify_caller
-from .repository import CallerRecord, StateRepository
-from .schema import valid_extension
+from .features.numbers import NumberRules, classify_caller
+from .state.repository import CallerRecord, StateRepository
+from .state.schema import valid_extension
 
 TRUE_VALUES = frozenset({"1", "yes", "true", "on"})
 FALSE_VALUES = frozenset({"0", "no", "false", "off", ""})
