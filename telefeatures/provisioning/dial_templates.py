@@ -30,8 +30,7 @@ USER_VALUES = frozenset({"phone", "ip"})
 # Where each rule comes from, quoted in every rejection.
 CISCO_GUIDE = "Cisco SIP IP Phone Administrator Guide, Creating Dial Plans"
 UCM_DOCS = "usecallmanager.nz dial-template-xml"
-GRAMMAR_RULE = (f"{CISCO_GUIDE}: '.' matches one key, '*' one or more, ',' plays secondary dial tone, "
-                "'\\*' is a literal star; keys are 0-9, # and +")
+GRAMMAR_RULE = f"{CISCO_GUIDE}: the wildcards are . * , and \\*"
 
 # One token of a MATCH pattern: a literal star, a wildcard, a key, or the
 # secondary-dial-tone mark (which matches no key).

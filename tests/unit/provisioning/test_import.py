@@ -1,0 +1,261 @@
+"""Reading phone files into their meaning, ``provision import`` (round trip,
+refusals, secrets, CSV) and ``provision lint``, on real files and the real CLI."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from telefeatures.cli import cli
+from telefeatures.provisioning.config_reader import (
+    meaning_differences,
+    placeholders,
+    read_sep,
+    read_sip79x0,
+)
+from telefeatures.provisioning.inventory import load_inventory
+
+from .conftest import SITE, phone_toml
+
+MAC_A, MAC_B = "0019E8F490AD", "0019E8F490AE"
+PASSWORD = "Xq7&kP<2zR9w"  # XML specials: must survive the round trip, never be printed
+
+SEP_FILE = """\
+<device>
+  <deviceProtocol>SIP</deviceProtocol>
+  <devicePool>
+    <dateTimeSetting>
+      <dateTemplate>D.M.YY</dateTemplate>
+      <timeZone>Central Europe Standard/Daylight Time</timeZone>
+      <ntps><ntp><name>192.0.2.1</name><ntpMode>Unicast</ntpMode></ntp></ntps>
+    </dateTimeSetting>
+    <callManagerGroup><members>
+      <member priority="1"><callManager><ports><sipPort>5060</sipPort></ports>
+        <processNodeName>192.0.2.99</processNodeName></callManager></member>
+      <member priority="0"><callManager><ports><sipPort>5070</sipPort></ports>
+        <processNodeName>192.0.2.10</processNodeName></callManager></member>
+    </members></callManagerGroup>
+  </devicePool>
+  <sipProfile>
+    <phoneLabel>Werkstatt</phoneLabel>
+    <natEnabled>false</natEnabled>
+    <sipLines>
+      <line button="1">
+        <featureID>9</featureID><featureLabel></featureLabel><proxy>USECALLMANAGER</proxy><port>5070</port>
+        <name>623</name><displayName>Alice</displayName><authName>624</authName>
+        <authPassword>1234</authPassword><messagesNumber>*97</messagesNumber><contact>623</contact>
+      </line>
+      <line button="2">
+        <featureID>2</featureID><featureLabel>Mobile</featureLabel><speedDialNumber>**621</speedDialNumber>
+      </line>
+    </sipLines>
+  </sipProfile>
+  <loadInformation>SIP41.9-4-2SR1-1S</loadInformation>
+  <transportLayerProtocol>2</transportLayerProtocol>
+</device>
+"""
+
+
+def one_line_file() -> str:
+    """SEP_FILE without its speed dial."""
+    start = SEP_FILE.index('      <line button="2">')
+    return SEP_FILE[:start] + SEP_FILE[SEP_FILE.index("</line>", start) + len("</line>\n"):]
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_reads_what_the_phone_does_with_a_sep_file():
+    meaning = read_sep(SEP_FILE.encode(), "SEP0012345678DE.cnf.xml")
+    assert meaning.mac == "0012345678DE"
+    assert (meaning.proxy, meaning.sip_port, meaning.transport) == ("192.0.2.10", "5070", "2")  # priority 0
+    assert (meaning.time_zone, meaning.date_format, meaning.nat_enabled) == (
+        "Central Europe Standard/Daylight Time", "D.M.YY", False)
+    assert (meaning.start_media_port, meaning.stop_media_port) == ("16384", "32766")  # the phone's defaults
+    [line] = meaning.lines
+    assert (line.extension, line.display_name, line.auth_user, line.password, line.messages_number) == (
+        "623", "Alice", "624", "1234", "*97")
+    assert line.label == "623"  # an empty featureLabel shows the line name
+    assert line.proxy == "192.0.2.10" and line.port == "5070"  # USECALLMANAGER: the call manager
+    [key] = meaning.keys
+    assert (key.button, key.feature_id, key.label, key.number) == (2, "2", "Mobile", "**621")
+    assert meaning.settings["sipProfile/sipLines/line[button=2]/speedDialNumber"][0] == "**621"
+    assert placeholders(meaning) == []
+
+
+def test_reads_a_7960_from_sipdefault_and_its_own_file():
+    default = ('# site defaults\nproxy1_address: "192.0.2.10"   ; the PBX\nproxy1_port: 5060\n'
+               'messages_uri: "*97"\ntime_zone: "CET"\ndate_format: "D/M/Y"\nnat_enable: 0\n'
+               'start_media_port: 16384\nend_media_port: 32766\n')
+    own = 'line1_name: 622\nline1_authname: "622"\nline1_shortname: "Shop"\nline1_password: "1234"\n' \
+          'line1_displayname: "622"; the caller id\nphone_label: "Werkstatt " ; trailing space kept\n' \
+          'line2_name: ""\nline2_authname: "UNPROVISIONED"\n'
+    meaning = read_sip79x0([("SIPDefault.cnf", default), ("SIP0012345678AB.cnf", own)])
+    assert meaning.kind == "sip79x0" and meaning.mac == "0012345678AB"
+    assert (meaning.proxy, meaning.time_zone, meaning.date_format) == ("192.0.2.10", "CET", "D/M/Y")
+    [line] = meaning.lines  # line 2 is unprovisioned
+    assert (line.extension, line.label, line.display_name, line.password, line.messages_number) == (
+        "622", "Shop", "622", "1234", "*97")
+    assert meaning.phone_label == "Werkstatt "
+
+
+def test_differences_name_every_changed_setting_but_never_a_password():
+    before = read_sep(SEP_FILE.encode(), "SEP0012345678DE.cnf.xml")
+    changed = SEP_FILE.replace("<authPassword>1234", "<authPassword>9999").replace("*97", "*98") \
+        .replace("**621", "**622").replace(">2</transportLayerProtocol", ">4</transportLayerProtocol")
+    after = read_sep(changed.encode(), "SEP0012345678DE.cnf.xml")
+    differences = meaning_differences(before, after)
+    assert "transport: '2' became '4'" in differences
+    assert "line button 1 password: (secret) became (secret)" in differences
+    assert "line button 1 messages_number: '*97' became '*98'" in differences
+    assert "key button 2 number: '**621' became '**622'" in differences
+    assert not any("1234" in d or "9999" in d for d in differences)
+    assert meaning_differences(before, before) == []
+
+
+@pytest.fixture
+def built_site(tmp_path: Path, write_inventory):
+    """A site the tool built itself: two phones, one with its password in the
+    inventory, one with a generated password in the secrets file."""
+    inventory = write_inventory(
+        SITE + phone_toml(MAC_A, "7961", "Desk1", [{"extension": "1001", "display_name": "Alice Smith",
+                                                    "label": "Alice", "auth_user": "alice.s",
+                                                    "password": PASSWORD},
+                                                   {"extension": "1003", "display_name": "Front desk"}])
+        + phone_toml(MAC_B, "7941", None, [{"extension": "1002", "display_name": "Bob"}]))
+    tftp = tmp_path / "tftp"
+    tftp.mkdir()
+    result = run("provision", "build", str(inventory), "--tftp-root", str(tftp),
+                 "--secrets", str(tmp_path / "old.secrets.json"))
+    assert result.exit_code == 0, result.output
+    return tftp
+
+
+def test_import_of_built_files_round_trips_to_the_same_meaning_and_settings(built_site, tmp_path):
+    output = tmp_path / "imported.toml"
+    result = run("provision", "import", str(built_site), "-o", str(output))
+    assert result.exit_code == 0, result.output
+    assert "2 phone file(s) imported" in result.output
+    secrets = tmp_path / "imported.secrets.json"
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
+    stored = json.loads(secrets.read_text())["passwords"]
+    assert stored["1001"] == PASSWORD and len(stored) == 3
+    # Passwords are in the secrets file only: not in the inventory, not on the screen.
+    assert PASSWORD not in output.read_text() and PASSWORD not in result.output
+    assert not any(password in result.output for password in stored.values())
+
+    inventory = load_inventory(output)
+    # A SIP41 load runs on the 7941 and the 7961 alike: the smallest that fits is taken, and said.
+    assert [p.model for p in inventory.phones] == ["7941", "7941"]
+    assert "model 7941 guessed from loadInformation 'SIP41.9-4-2SR3-1S' and 2 button(s)" in result.output
+    assert inventory.site.firmware["7941"] == "SIP41.9-4-2SR3-1S"
+    rebuilt = tmp_path / "rebuilt"
+    rebuilt.mkdir()
+    result = run("provision", "build", str(output), "--tftp-root", str(rebuilt), "--secrets", str(secrets))
+    assert result.exit_code == 0, result.output
+    for mac in (MAC_A, MAC_B):
+        name = f"SEP{mac}.cnf.xml"
+        before = read_sep((built_site / name).read_bytes(), name)
+        after = read_sep((rebuilt / name).read_bytes(), name)
+        assert meaning_differences(before, after) == []
+        # Not only the compared meaning: every setting of the file, but the stamp of its content.
+        differing = {path for path in before.settings.keys() | after.settings.keys()
+                     if before.settings.get(path, ("",))[0] != after.settings.get(path, ("",))[0]}
+        assert differing <= {"versionStamp"}, differing
+
+
+def test_a_template_is_refused_with_the_placeholder_and_nothing_is_written(built_site, tmp_path):
+    template = tmp_path / "in" / "SEP0019E8F490AF.cnf.xml"
+    template.parent.mkdir()
+    template.write_text(SEP_FILE.replace("192.0.2.10", "###SIP_SRV_IP###"))
+    output = tmp_path / "out.toml"
+    result = CliRunner().invoke(
+        cli, ["provision", "import", str(built_site), str(template), "-o", str(output)])
+    assert result.exit_code == 1
+    assert "REFUSED" in result.stderr and "(a template to fill in)" in result.stderr
+    assert "line 13: template placeholder '###SIP_SRV_IP###'" in result.stderr
+    assert "nothing written" in result.stderr
+    assert not output.exists() and not (tmp_path / "out.secrets.json").exists()
+    # --partial writes the phones that import, and still reports the refused one.
+    result = CliRunner().invoke(
+        cli, ["provision", "import", str(built_site), str(template), "-o", str(output), "--partial"])
+    assert result.exit_code == 0, result.stderr
+    assert len(load_inventory(output).phones) == 2 and "REFUSED" in result.stderr
+
+
+def test_a_setting_the_inventory_cannot_hold_refuses_the_phone(tmp_path):
+    path = tmp_path / "SEP0012345678DE.cnf.xml"
+    # The phone registers as 623 but sends Contact 700: an inventory line is one number.
+    path.write_text(one_line_file().replace("<contact>623</contact>", "<contact>700</contact>"))
+    result = CliRunner().invoke(cli, ["provision", "import", str(path), "-o",
+                                                      str(tmp_path / "out.toml")])
+    assert result.exit_code == 1
+    assert "the meaning would change: line button 1 contact: '700' became '623'" in result.stderr
+    assert not (tmp_path / "out.toml").exists()
+
+
+def test_existing_output_is_kept_unless_forced(built_site, tmp_path):
+    output = tmp_path / "inventory.toml"
+    output.write_text("# the admin's own\n")
+    result = run("provision", "import", str(built_site), "-o", str(output))
+    assert result.exit_code == 1 and "exists" in result.output
+    assert output.read_text() == "# the admin's own\n"
+
+
+def test_csv_in_the_shape_of_a_bat_export_joins_an_existing_site(tmp_path, write_inventory):
+    site = write_inventory(SITE + phone_toml(MAC_A, "7961", None, [{"extension": "1001", "display_name": "A"}]))
+    rows = tmp_path / "phones.csv"
+    rows.write_text("Device Name,Description,Device Type,Directory Number 1,Display 1,Line Text Label 1,"
+                    "Directory Number 2,Display 2\n"
+                    "SEP0019E8F490B0,Reception,Cisco 7961,1010,Reception,Front,1011,Reception 2\n"
+                    "SEP0019E8F490B1,Store,Cisco 7911,1012,Store room,,,\n", encoding="utf-8")
+    output = tmp_path / "merged.toml"
+    result = run("provision", "import", "--csv", str(rows), "--site", str(site), "-o", str(output))
+    assert result.exit_code == 0, result.output
+    inventory = load_inventory(output)
+    assert [(p.mac, p.model, [(l.extension, l.display_name, l.label) for l in p.lines])
+            for p in inventory.phones] == [
+        (MAC_A, "7961", [("1001", "A", None)]),
+        ("0019E8F490B0", "7961", [("1010", "Reception", "Front"), ("1011", "Reception 2", None)]),
+        ("0019E8F490B1", "7911", [("1012", "Store room", None)]),
+    ]
+    assert inventory.site.asterisk_address == "192.0.2.10"
+
+
+def test_csv_row_the_inventory_refuses_names_the_row(tmp_path, write_inventory):
+    site = write_inventory(SITE)
+    rows = tmp_path / "phones.csv"
+    rows.write_text("MAC Address,Model,Extension,Display Name\n0019E8F490B0,7961,1010,Ok\n"
+                    "0019E8F490B1,7961,12x,Bad\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        cli, ["provision", "import", "--csv", str(rows), "--site", str(site), "-o", str(tmp_path / "o.toml")])
+    assert result.exit_code == 1
+    assert "CSV row 3" in result.stderr and "'12x': an extension is 2-15 digits" in result.stderr
+    assert not (tmp_path / "o.toml").exists()
+
+
+def test_lint_reports_file_and_line_and_fails(tmp_path):
+    good = tmp_path / "dialplan.xml"
+    good.write_text('<DIALTEMPLATE>\n  <!-- all -->\n  <TEMPLATE MATCH="*" TIMEOUT="5"/>\n</DIALTEMPLATE>\n')
+    result = run("provision", "lint", str(good))
+    assert result.exit_code == 0, result.output
+    bad = tmp_path / "bad-dialplan.xml"
+    bad.write_text('<DIALTEMPLATE>\n  <TEMPLATE MATCH="9XXX" Timeout="0"/>\n</DIALTEMPLATE>\n')
+    broken = tmp_path / "SEP0019E8F490AD.cnf.xml"
+    broken.write_text("<device>\n<deviceProtocol>SIP</deviceProtocol>\n<authPassword[== PW ==]</authPassword>\n"
+                      "</device>\n")
+    template = tmp_path / "SIP0019E8F490AD.cnf"
+    template.write_text('line1_name: "1001"\nline1_password: "###PASSWORD###"\n')
+    result = CliRunner().invoke(cli, ["provision", "lint", str(good), str(bad), str(broken),
+                                                      str(template)])
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert any(line.startswith(f"{bad}:2: TEMPLATE #1: MATCH '9XXX'") for line in lines), lines
+    assert any(line.startswith(f"{broken}:3: not well-formed XML") for line in lines), lines
+    assert f"{template}:2: template placeholder '###PASSWORD###' left in the file" in lines
+    assert not any(line.startswith(str(good)) for line in lines)
