@@ -19,6 +19,7 @@ from .root import cli
 if TYPE_CHECKING:
     from ..ami import AmiSettings
     from ..provisioning.build import BuildReport
+    from ..provisioning.credentials import CredentialStore
     from ..provisioning.inventory import Inventory, Phone
 
 NOTIFY_EVENT_NAMES = ("check-sync", "restart")  # the keys of ami.NOTIFY_EVENTS
@@ -141,12 +142,24 @@ def build(inventory: Path, tftp_root: Path, pjsip_path: Path | None, templates: 
           secrets_path: Path | None, notify: bool, event: str, verbose: bool, **ami: Any) -> None:
     """Write SEP<MAC>.cnf.xml, dialplan.xml and XMLDefault.cnf.xml into the TFTP
     root (and the PJSIP include), rewriting only files whose content changed."""
-    from ..provisioning.build import BuildError, apply_plan, plan_build
-    from ..provisioning.credentials import CredentialsError, CredentialStore, default_secrets_path
-    from ..provisioning.render import ConfigRenderer
-
     settings = _ami_settings(**ami) if notify else None
     inv = _load(inventory)
+    tftp_root, secrets_path, pjsip_path, credentials = _open_outputs(tftp_root, secrets_path, pjsip_path)
+    report = _build_files(inventory, inv, tftp_root, pjsip_path, templates, credentials)
+    _print_report(report, secrets_path, verbose)
+    if notify:
+        phones = report.changed_phones
+        if not phones:
+            click.echo("notify: no provisioned phone's file changed; nobody told")
+        elif not _run_notify(settings, phones, event, reload_pjsip=report.pjsip_changed):
+            sys.exit(1)
+
+
+def _open_outputs(tftp_root: Path, secrets_path: Path | None,
+                  pjsip_path: Path | None) -> tuple[Path, Path, Path | None, CredentialStore]:
+    """Resolve and check where a build writes; load the generated passwords."""
+    from ..provisioning.credentials import CredentialsError, CredentialStore, default_secrets_path
+
     tftp_root = tftp_root.resolve()
     secrets_path = (secrets_path or default_secrets_path(tftp_root)).absolute()
     if secrets_path.resolve().is_relative_to(tftp_root):
@@ -168,6 +181,15 @@ def build(inventory: Path, tftp_root: Path, pjsip_path: Path | None, templates: 
     if credentials.too_open:
         click.echo(f"warning: {secrets_path} is readable by others; it will be rewritten 0600 "
                    "when a password is added (chmod 600 it now)", err=True)
+    return tftp_root, secrets_path, pjsip_path, credentials
+
+
+def _build_files(inventory: Path, inv: Inventory, tftp_root: Path, pjsip_path: Path | None,
+                 templates: Path | None, credentials: CredentialStore) -> BuildReport:
+    """Render everything, then write what changed; nothing at all on an error."""
+    from ..provisioning.build import BuildError, apply_plan, plan_build
+    from ..provisioning.render import ConfigRenderer
+
     renderer = ConfigRenderer(templates)
     try:
         if len(inv.phones) >= PROGRESS_FROM and sys.stderr.isatty():
@@ -177,14 +199,7 @@ def build(inventory: Path, tftp_root: Path, pjsip_path: Path | None, templates: 
             plan = plan_build(inv, tftp_root, renderer, credentials, pjsip_path)
     except BuildError as exc:
         _fail(exc.errors, f"{inventory}: {len(exc.errors)} error(s), nothing written:")
-    report = apply_plan(plan)
-    _print_report(report, secrets_path, verbose)
-    if notify:
-        phones = report.changed_phones
-        if not phones:
-            click.echo("notify: no provisioned phone's file changed; nobody told")
-        elif not _run_notify(settings, phones, event, reload_pjsip=report.pjsip_changed):
-            sys.exit(1)
+    return apply_plan(plan)
 
 
 def _print_report(report: BuildReport, secrets_path: Path, verbose: bool) -> None:

@@ -94,7 +94,7 @@ def plan_build(
         files.append(PlannedFile(tftp_root / phone.config_name, data, TFTP_FILE_MODE, phone))
     if pjsip_path is not None:
         try:
-            files.append(PlannedFile(pjsip_path, renderer.render_pjsip(site, inventory.phones, passwords),
+            files.append(PlannedFile(pjsip_path, renderer.render_pjsip(inventory, passwords),
                                      PJSIP_FILE_MODE))
         except RenderError as exc:
             errors += exc.lines()

@@ -76,6 +76,15 @@ class CredentialStore:
             self.added.append(extension)
         return self.passwords[extension]
 
+    def rotate(self, extension: str) -> None:
+        """Replace ``extension``'s password with a new generated one (saved with
+        the next ``save``; the old one works until Asterisk reloads PJSIP)."""
+        old = self.passwords.get(extension)
+        while (new := generate_password()) == old:
+            pass
+        self.passwords[extension] = new
+        self.added.append(extension)
+
     def save(self) -> bool:
         """Write the file if passwords were added; True if written."""
         if not self.added:

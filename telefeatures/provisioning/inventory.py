@@ -312,6 +312,11 @@ class Inventory(_Strict):
             return list(self.site.phone_networks)
         return [self.dhcp.subnet] if self.dhcp else []
 
+    def sip_sources(self, phone: Phone) -> list[str]:
+        """The networks ``phone``'s endpoints accept REGISTERs and calls from
+        (its reserved address, else the phone networks); [] = anywhere."""
+        return [f"{phone.ip}/32"] if phone.ip else self.phone_networks()
+
 
 class InventoryError(Exception):
     """The inventory is unusable; ``errors`` lists every problem found."""

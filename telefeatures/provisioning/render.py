@@ -15,7 +15,7 @@ from lxml import etree
 
 from .devices import PHONE_MODELS, TRANSPORT_LAYER_PROTOCOL
 from .dial_templates import check_dialplan
-from .inventory import Phone, Site
+from .inventory import Inventory, Phone, Site
 from .xml_checks import check_sep_config, check_xml_default
 
 SEP_TEMPLATE = "SEP.cnf.xml.j2"
@@ -182,6 +182,9 @@ class ConfigRenderer:
             raise RenderError("XMLDefault.cnf.xml", problems)
         return _serialize(root)
 
-    def render_pjsip(self, site: Site, phones: list[Phone], passwords: dict[str, str]) -> bytes:
-        views = [phone_view(phone, passwords) for phone in phones]
-        return self._render(PJSIP_TEMPLATE, "PJSIP include", site=site_view(site), phones=views).encode("utf-8")
+    def render_pjsip(self, inventory: Inventory, passwords: dict[str, str]) -> bytes:
+        views = [phone_view(phone, passwords) for phone in inventory.phones]
+        # config name -> the networks its endpoints accept (endpoint permit/deny ACL).
+        sources = {phone.config_name: inventory.sip_sources(phone) for phone in inventory.phones}
+        return self._render(PJSIP_TEMPLATE, "PJSIP include", site=site_view(inventory.site), phones=views,
+                            sources=sources).encode("utf-8")

@@ -163,7 +163,7 @@ def parse_pjsip(text: str) -> list[tuple[str, dict[str, str]]]:
 
 def test_pjsip_matches_phone_files(inventory, passwords):
     renderer = ConfigRenderer()
-    text = renderer.render_pjsip(inventory.site, inventory.phones, passwords).decode()
+    text = renderer.render_pjsip(inventory, passwords).decode()
     sections = parse_pjsip(text)
     by_type = {(name, opts["type"]): opts for name, opts in sections}
     assert len(by_type) == len(sections) == 9
@@ -188,8 +188,7 @@ def test_pjsip_uses_site_context_and_transport():
     site = SITE.replace("[site.firmware]", 'context = "office-phones"\npjsip_transport = "tcp-lan"\n[site.firmware]')
     inventory = parse_inventory(site + phone_toml("0019E8F490AD", lines=[{"extension": "1001",
                                                                           "display_name": "A"}]))
-    sections = parse_pjsip(ConfigRenderer().render_pjsip(inventory.site, inventory.phones,
-                                                         {"1001": "p" * 20}).decode())
+    sections = parse_pjsip(ConfigRenderer().render_pjsip(inventory, {"1001": "p" * 20}).decode())
     assert sections[0][1]["context"] == "office-phones" and sections[0][1]["transport"] == "tcp-lan"
 
 

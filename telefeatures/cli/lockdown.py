@@ -1,0 +1,83 @@
+"""``telefeatures provision rotate-passwords``: new SIP passwords, live.
+
+A password that may have leaked (a phone file fetched by a stranger, a lost
+phone) is replaced by a new generated one everywhere at once: the secrets
+file, the phones' SEP files, the PJSIP include; then res_pjsip is reloaded, so
+the old password stops working, and the phones are told to re-sync, so they
+fetch the new one.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .provision import (
+    _ami_options,
+    _ami_settings,
+    _build_files,
+    _event_option,
+    _load,
+    _open_outputs,
+    _print_report,
+    _run_notify,
+    provision,
+)
+
+
+@provision.command("rotate-passwords")
+@click.argument("inventory", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--tftp-root", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Directory the TFTP server serves (the phones' files are rewritten there).")
+@click.option("--pjsip", "pjsip_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The PJSIP include Asterisk reads (rewritten, then res_pjsip is reloaded).")
+@click.option("--phones", "macs", multiple=True, metavar="MAC",
+              help="Only these phones (repeat, or separate with commas); default: every phone.")
+@click.option("--templates", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Directory of site templates overriding the built-in ones.")
+@click.option("--secrets", "secrets_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Generated passwords (JSON, mode 0600) [default: <tftp-root>.secrets.json beside the root].")
+@_event_option
+@click.option("-v", "--verbose", is_flag=True, help="List every file, not just the first few.")
+@_ami_options
+def rotate_passwords(inventory: Path, tftp_root: Path, pjsip_path: Path, macs: tuple[str, ...],
+                     templates: Path | None, secrets_path: Path | None, event: str, verbose: bool,
+                     **ami: Any) -> None:
+    """New generated SIP passwords for every line of the chosen phones: files
+    rebuilt, res_pjsip reloaded (the old passwords stop working), phones told
+    to re-sync. Lines whose password is written in INVENTORY are left alone
+    (change it there and run build)."""
+    from ..provisioning.notify import select_phones
+
+    settings = _ami_settings(**ami)
+    inv = _load(inventory)
+    wanted = [part.strip() for text in macs for part in text.split(",") if part.strip()]
+    try:
+        phones = select_phones(inv, wanted)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    tftp_root, secrets_path, pjsip_path, credentials = _open_outputs(tftp_root, secrets_path, pjsip_path)
+    rotated = 0
+    told = []
+    for phone in phones:
+        for line in phone.lines:
+            if line.password:
+                click.echo(f"skipped  {phone.mac_display} extension {line.extension}: its password is written "
+                           "in the inventory; change it there", err=True)
+                continue
+            credentials.rotate(line.extension)
+            rotated += 1
+            if not told or told[-1] is not phone:
+                told.append(phone)
+    if not rotated:
+        raise click.ClickException("no generated password to rotate among the chosen phones")
+    report = _build_files(inventory, inv, tftp_root, pjsip_path, templates, credentials)
+    _print_report(report, secrets_path, verbose)
+    click.echo(f"rotated  {rotated} password(s) on {len(told)} phone(s)")
+    if not _run_notify(settings, told, event, reload_pjsip=True):
+        click.echo("Asterisk may still accept the old passwords: reload res_pjsip.so and re-sync the phones "
+                   "(telefeatures provision notify)", err=True)
+        sys.exit(1)
