@@ -13,9 +13,10 @@ import sys
 
 from . import metrics
 from .agi import classic
+from .agi.channel import ChannelHungUp
 from .agi.protocol import ProtocolError
 from .agi.server import FastAgiServer, run_until_signalled
-from .app import FeatureApp
+from .app import ROUTES, FeatureApp
 from .config import Settings, SettingsError, load_settings
 from .logsetup import configure_logging
 from .state.backend import StateBackend
@@ -91,23 +92,31 @@ async def serve(settings: Settings) -> int:
 # --------------------------------------------------------------------------- classic AGI
 
 
-async def classic_session(agi, settings: Settings) -> int:
+async def classic_session(connection: classic.ClassicConnection, settings: Settings) -> int:
     """One classic AGI session: the header first (a bad one costs no Redis
     connection), then the feature app on a state backend of its own."""
     try:
-        route, request = classic.request_from_env(agi.env)
+        route, request = classic.split_route(connection.read_request())
     except ProtocolError as exc:
         log.error("protocol error in the AGI header: %s (classic)", exc)
         return 1
+    except ChannelHungUp:
+        log.error("stdin ended before the AGI header did (classic)")
+        return 1
     backend = StateBackend.from_settings(settings)
     try:
-        return await classic.run_session(agi, route, request, FeatureApp(settings.features, backend.repository))
+        app = FeatureApp(settings.features, backend.repository)
+        return await classic.run_session(connection, route, request, app)
     finally:
         await backend.close()
 
 
 def classic_main() -> None:
     """``telefeatures-agi``: the features as classic AGI, ``AGI(telefeatures-agi,<route>,<arg1>,...)``."""
+    if classic.usage_wanted(sys.argv, sys.stdin):
+        asked = sys.argv[1:2] in (["-h"], ["--help"])
+        print(classic.USAGE.format(routes=", ".join(ROUTES)), end="", file=sys.stdout if asked else sys.stderr)
+        sys.exit(0 if asked else 2)
     agi = classic.open_agi()
     try:
         settings = load_settings()
@@ -115,4 +124,4 @@ def classic_main() -> None:
         print(f"telefeatures-agi: bad settings: {exc}", file=sys.stderr)
         sys.exit(1)
     configure_logging(settings.log_level, settings.log_format)
-    sys.exit(asyncio.run(classic_session(agi, settings)))
+    sys.exit(asyncio.run(classic_session(classic.ClassicConnection(agi), settings)))

@@ -1,40 +1,105 @@
 """Classic AGI over stdin/stdout: one session per process.
 
 The ``telefeatures-agi`` entry point (wired in :mod:`telefeatures.service`)
-gives it the feature app as its session handler. Dialplan: ``AGI(telefeatures-agi,<route>,<arg1>,<arg2>)``. pyst2's
-``asterisk.agi.AGI`` reads the header block and owns stdin/stdout and SIGHUP;
-commands are encoded and replies parsed by :mod:`telefeatures.agi.protocol`
-(pyst2's own quoting does not escape and its reply reader stops after one line,
-so 520 blocks and HANGUP lines would desynchronise it).
+gives it the feature app as its session handler. Dialplan:
+``AGI(telefeatures-agi,<route>,<arg1>,<arg2>)``.
+
+The bytes Asterisk writes to stdin go to the same sans-IO
+:class:`~telefeatures.agi.protocol.AgiSession` the FastAGI server feeds, so the
+header and the replies are read with one grammar and one set of limits.
+
+What of pyst2 (``asterisk.agi.AGI``) is used, and why: its SIGHUP handler
+(Asterisk signals a classic AGI when the channel hangs up) with
+``test_hangup()``/``AGISIGHUPHangup`` before each command, and
+``send_command()`` to write a command to stdout and flush it. Not used: its
+header reader (it strips values and has no size limits), its quoting (it does
+not escape ``"`` or ``\\``) and its reply reader (it stops after one line, so a
+520 usage block or a HANGUP line would desynchronise it).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import os
 import sys
+
+from asterisk.agi import AGI, AGISIGHUPHangup
 
 from .channel import AgiChannel, ChannelHungUp, CommandRejected
 from .handler import SessionHandler
-from .protocol import AgiRequest, ProtocolError, Reply, ReplyReader, build_request, decode_line
+from .protocol import CLOSED, HANGUP, NEED_DATA, AgiRequest, AgiSession, ProtocolError, Reply
 
 log = logging.getLogger("telefeatures.classic")
 
+READ_SIZE = 65536
 
-class PystTransport:
-    """One command out, one reply back, through a pyst2 AGI object."""
+USAGE = """\
+usage: AGI(telefeatures-agi,<route>,<extension>[,<digits>]) in the Asterisk dialplan
 
-    def __init__(self, agi):
+telefeatures-agi is a classic AGI script: Asterisk runs it with the session on
+stdin/stdout, one call per process. It is not run by hand. Routes: {routes}.
+Settings come from the environment Asterisk passes (TELEFEATURES_CONFIG,
+TELEFEATURES_REDIS_URL, ...). See the README, "Classic AGI".
+"""
+
+
+def usage_wanted(argv: list[str], stdin) -> bool:
+    """Asked for help, or run on a terminal rather than by Asterisk."""
+    if any(arg in ("-h", "--help") for arg in argv[1:2]):
+        return True
+    try:
+        return stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class PystAgi(AGI):
+    """pyst2's AGI object without its header reader: the session reads the header."""
+
+    def _get_agi_env(self) -> None:
+        self.env = {}
+
+
+def open_agi() -> PystAgi:
+    """pyst2's AGI on this process's stdout, its SIGHUP handler installed."""
+    sys.stdout.reconfigure(encoding="utf-8")
+    # stderr goes to Asterisk's verbose log; pyst2 narrates every command there.
+    return PystAgi(stdin=sys.stdin, stdout=sys.stdout, stderr=io.StringIO())
+
+
+class ClassicConnection:
+    """The session's bytes from a file descriptor (stdin), commands out
+    through pyst2."""
+
+    def __init__(self, agi: AGI, fd: int = 0):
         self._agi = agi
-        self._replies = ReplyReader()
+        self._fd = fd
+        self._session = AgiSession()
+
+    def _receive(self) -> None:
+        data = os.read(self._fd, READ_SIZE)
+        if data:
+            self._session.receive_data(data)
+        else:
+            self._session.receive_eof()
+
+    def read_request(self) -> AgiRequest:
+        """The header block, within the session's limits."""
+        while True:
+            event = self._session.next_event()
+            if event is NEED_DATA:
+                self._receive()
+            elif event is CLOSED:
+                raise ChannelHungUp("stdin closed before the header ended")
+            else:
+                return event
 
     @property
     def hung_up(self) -> bool:
-        return self._replies.hung_up or self._agi._got_sighup  # noqa: SLF001 - set by pyst2's handler
+        return self._session.hung_up or self._agi._got_sighup  # noqa: SLF001 - set by pyst2's handler
 
     async def execute(self, command: bytes) -> Reply:
-        from asterisk.agi import AGISIGHUPHangup
-
         try:
             self._agi.test_hangup()
         except AGISIGHUPHangup as exc:
@@ -43,41 +108,28 @@ class PystTransport:
             self._agi.send_command(command.decode("utf-8").rstrip("\n"))
         except BrokenPipeError as exc:
             raise ChannelHungUp("stdout closed") from exc
+        session = self._session
         while True:
-            raw = self._agi.stdin.readline()
-            if isinstance(raw, str):
-                raw = raw.encode("utf-8", errors="surrogateescape")
-            if not raw:
+            event = session.next_event()
+            if event is NEED_DATA:
+                self._receive()
+            elif event is CLOSED:
                 raise ChannelHungUp("stdin closed")
-            reply = self._replies.feed(decode_line(raw))
-            if reply is not None:
-                return reply
+            elif event is not HANGUP:
+                return event
 
 
-def request_from_env(env: dict[str, str]) -> tuple[str, AgiRequest]:
+def split_route(request: AgiRequest) -> tuple[str, AgiRequest]:
     """Classic AGI passes the route as the first argument; shift it off."""
-    full = build_request(env.items())
-    route = full.args[0] if full.args else ""
-    return route, AgiRequest(env=full.env, args=full.args[1:])
+    route = request.args[0] if request.args else ""
+    return route, AgiRequest(env=request.env, args=request.args[1:])
 
 
-def open_agi():
-    """pyst2's AGI object on this process's stdin/stdout (it reads the header
-    block and installs its SIGHUP handler)."""
-    from asterisk.agi import AGI
-
-    # Caller names are raw bytes from the trunk: keep invalid UTF-8 readable
-    # whatever the locale Asterisk runs us under (strict under en_US.UTF-8).
-    sys.stdin.reconfigure(encoding="utf-8", errors="surrogateescape")
-    sys.stdout.reconfigure(encoding="utf-8")
-    # stderr goes to Asterisk's verbose log; pyst2 narrates every line there.
-    return AGI(stdin=sys.stdin, stdout=sys.stdout, stderr=io.StringIO())
-
-
-async def run_session(agi, route: str, request: AgiRequest, handler: SessionHandler) -> int:
+async def run_session(connection: ClassicConnection, route: str, request: AgiRequest,
+                      handler: SessionHandler) -> int:
     """Run one session through ``handler``; returns the process exit code."""
     session = handler.describe(route, request)
-    channel = AgiChannel(request, PystTransport(agi))
+    channel = AgiChannel(request, connection)
     try:
         result = await handler.handle(channel, session)
         log.info("route=%s ext=%s status=%s reason=%s (classic)", route, session.extension or "-",

@@ -1,8 +1,11 @@
-"""The AGI wire protocol as pure functions over text.
+"""The AGI wire protocol, sans I/O: pure functions over text and one
+:class:`AgiSession` that turns received bytes into events.
 
-Nothing here touches a socket or a clock: the FastAGI server and the classic
-(stdin/stdout) adapter both move lines in and out and let these functions decide
-what the lines mean. That keeps the grammar testable on its own, exhaustively.
+Nothing here touches a socket, a file or a clock: the FastAGI server and the
+classic (stdin/stdout) path both hand the bytes they receive to an
+:class:`AgiSession` and send the bytes :func:`encode_command` makes, so both
+share one grammar, one line framing and one set of limits. That keeps the
+protocol testable on its own, exhaustively.
 
 Facts this follows (Asterisk res_agi.c, 20-22):
 - The session opens with ``agi_<name>: <value>`` lines and ends the block with an
@@ -30,6 +33,9 @@ MAX_HEADER_LINES = 256
 MAX_HEADER_BYTES = 64 * 1024
 # A 520 usage text is a few dozen lines; anything much longer is not Asterisk.
 MAX_USAGE_LINES = 200
+# A line may be this long with its line ending (StreamReader.readuntil's rule:
+# the newline may sit at most this far in).
+LINE_LIMIT = MAX_LINE_BYTES + 2
 
 _HEADER_LINE = re.compile(r"(agi_[a-z0-9_]{1,64}):(?: ?)(.*)", re.ASCII | re.DOTALL)
 _ARG_KEY = re.compile(r"agi_arg_([1-9][0-9]{0,2})", re.ASCII)
@@ -360,3 +366,135 @@ def digit_from_result(reply: Reply) -> str | None:
         return None
     ch = chr(code) if code < 128 else ""
     return ch if ch and ch in "0123456789*#ABCD" else None
+
+
+# --------------------------------------------------------------------------- the session
+
+
+class _Event:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+# Events of :meth:`AgiSession.next_event` besides an AgiRequest or a Reply.
+NEED_DATA = _Event("NEED_DATA")  # nothing complete yet: receive more bytes
+HANGUP = _Event("HANGUP")  # Asterisk sent a HANGUP line (the channel hung up)
+CLOSED = _Event("CLOSED")  # the input ended before anything more was complete
+
+
+class AgiSession:
+    """One AGI session: bytes in, events out.
+
+    Feed it what arrives (:meth:`receive_data`, :meth:`receive_eof`); ask
+    :meth:`next_event` for what it means: first the :class:`AgiRequest` when
+    the header block is complete, then, for each command sent, any
+    :data:`HANGUP` lines and the command's :class:`Reply`. :data:`NEED_DATA`
+    means wait for more bytes, :data:`CLOSED` that the input ended first.
+    Bytes that are not AGI raise :class:`ProtocolError`.
+
+    Every limit lives here: lines are capped like Asterisk's own 8 KB buffer
+    (:data:`LINE_LIMIT`), the header block by :data:`MAX_HEADER_LINES` and
+    :data:`MAX_HEADER_BYTES`, a 520 usage block by :data:`MAX_USAGE_LINES`.
+
+    Fast path: a header block that arrived whole (the usual case, one read of
+    ~600 bytes) is decoded in one go, with the same limits and in the same
+    order as reading it line by line.
+    """
+
+    __slots__ = ("_buffer", "_header", "_replies", "_eof")
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._header: HeaderParser | None = HeaderParser()  # None once the block is read
+        self._replies = ReplyReader()
+        self._eof = False
+
+    def receive_data(self, data: bytes) -> None:
+        self._buffer += data
+
+    def receive_eof(self) -> None:
+        self._eof = True
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet turned into events (for flow control)."""
+        return len(self._buffer)
+
+    @property
+    def header_read(self) -> bool:
+        return self._header is None
+
+    @property
+    def hung_up(self) -> bool:
+        """A HANGUP line has arrived."""
+        return self._replies.hung_up
+
+    def next_event(self):
+        """The next :class:`AgiRequest` / :class:`Reply` / :data:`HANGUP`, or
+        :data:`NEED_DATA` / :data:`CLOSED`."""
+        if self._header is not None:
+            return self._next_header_event()
+        replies = self._replies
+        while True:
+            line = self._take_line()
+            if line is None:
+                return CLOSED if self._eof else NEED_DATA
+            if line == "HANGUP" and not replies.in_block:
+                replies.hung_up = True
+                return HANGUP
+            reply = replies.feed(line)
+            if reply is not None:
+                return reply
+
+    def _next_header_event(self):
+        header = self._header
+        block = self._take_header_block()
+        lines = iter(block + [""]) if block is not None else iter(self._take_line, None)
+        for line in lines:
+            request = header.feed(line)
+            if request is not None:
+                self._header = None
+                return request
+        return CLOSED if self._eof else NEED_DATA
+
+    def _take_line(self) -> str | None:
+        """The next complete line, or None until one has arrived."""
+        buffer = self._buffer
+        end = buffer.find(b"\n")
+        if end < 0:
+            if len(buffer) > LINE_LIMIT:
+                raise ProtocolError(f"line longer than {MAX_LINE_BYTES} bytes")
+            return None
+        if end > LINE_LIMIT:
+            raise ProtocolError(f"line longer than {MAX_LINE_BYTES} bytes")
+        line = decode_line(buffer[:end])
+        del buffer[:end + 1]
+        return line
+
+    def _take_header_block(self) -> list[str] | None:
+        """The lines up to the blank line that ends the header block, decoded
+        in one go, when all of it has arrived and it is no longer than one line
+        may be. None otherwise."""
+        buffer = self._buffer
+        end = buffer.find(b"\n\n")
+        crlf = buffer.find(b"\n\r\n")
+        if crlf >= 0 and (end < 0 or crlf < end):
+            end, skip = crlf + 1, 2
+        elif end >= 0:
+            end, skip = end + 1, 1
+        else:
+            return None
+        if end > LINE_LIMIT:
+            return None
+        text = buffer[:end].decode("utf-8", errors="replace")
+        del buffer[:end + skip]
+        lines = text.split("\n")
+        lines.pop()  # after the last line's newline
+        if "\r" in text:
+            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+        return lines

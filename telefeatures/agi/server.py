@@ -1,9 +1,10 @@
-"""The asyncio FastAGI server: a thin shell that moves lines and enforces limits.
+"""The asyncio FastAGI server: a thin shell that moves bytes and keeps time.
 
 Per connection: check the peer against the allow-list and the session cap, read
-the header block within ``header_timeout`` and the size limits, run the route
-under ``session_timeout`` with one command in flight at a time, close, and log
-one line. All protocol decisions live in :mod:`telefeatures.agi.protocol`.
+the header block within ``header_timeout``, run the session handler under
+``session_timeout`` with one command in flight at a time, close, and log one
+line. Framing, limits and every protocol decision live in the sans-IO
+:class:`~telefeatures.agi.protocol.AgiSession`.
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ from .. import metrics
 from .channel import AgiChannel, ChannelHungUp, CommandRejected
 from .handler import SessionHandler
 from .protocol import (
-    MAX_LINE_BYTES,
+    CLOSED,
+    HANGUP,
+    LINE_LIMIT,
+    NEED_DATA,
     AgiRequest,
-    HeaderParser,
+    AgiSession,
     ProtocolError,
     Reply,
-    ReplyReader,
     UnsafeArgument,
-    decode_line,
 )
 
 log = logging.getLogger("telefeatures.server")
@@ -34,43 +36,34 @@ session_log = logging.getLogger("telefeatures.session")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-# StreamReader.readuntil's rule for a line: the newline may sit at most this far in.
-LINE_LIMIT = MAX_LINE_BYTES + 2
-
-
 class AgiConnection(asyncio.Protocol):
-    """The bytes of one FastAGI connection: received data split into lines
-    (capped like Asterisk's own buffer), one command out and its reply back.
+    """The bytes of one FastAGI connection, moved between the socket and an
+    :class:`~telefeatures.agi.protocol.AgiSession` that decides what they mean.
 
     A plain protocol rather than a StreamReader/StreamWriter pair: a session is
     a header block and a few short exchanges, and lines already received are
-    handed over without a trip through the event loop. Line, end-of-file,
-    reset and flow-control semantics are those of ``readuntil``/``drain``.
+    handed over without a trip through the event loop. End-of-file, reset and
+    flow-control semantics are those of ``readuntil``/``drain``.
 
-    Header lines are parsed as they arrive (Asterisk writes the block in a few
-    pieces), with the same limits and in the same order as reading them one by
-    one; the session is woken once, when the block is complete or a line is
+    The header is parsed as it arrives (Asterisk writes the block in a few
+    pieces); the session task is woken once, when the block is complete or
     refused.
     """
 
-    __slots__ = ("_server", "_transport", "_buffer", "_waiter", "_eof", "_exc", "_lost", "_paused",
-                 "_read_paused", "_drain_waiter", "_replies", "peer", "_header", "_request",
-                 "_header_error")
+    __slots__ = ("_server", "_transport", "_session", "_waiter", "_exc", "_lost", "_paused",
+                 "_read_paused", "_drain_waiter", "peer", "_request", "_header_error")
 
     def __init__(self, server: FastAgiServer):
         self._server = server
         self._transport: asyncio.Transport | None = None
-        self._buffer = bytearray()
+        self._session = AgiSession()
         self._waiter: asyncio.Future | None = None
-        self._eof = False
         self._exc: BaseException | None = None
         self._lost = False
         self._paused = False
         self._read_paused = False
         self._drain_waiter: asyncio.Future | None = None
-        self._replies = ReplyReader()
         self.peer = None
-        self._header: HeaderParser | None = HeaderParser()  # None once the block is read
         self._request: AgiRequest | None = None
         self._header_error: Exception | None = None
 
@@ -82,13 +75,20 @@ class AgiConnection(asyncio.Protocol):
         self._server._admit(self, transport)
 
     def data_received(self, data: bytes) -> None:
-        buffer = self._buffer
-        buffer += data
+        session = self._session
+        session.receive_data(data)
         header_done = True
-        if self._header is not None:
-            self._feed_header()
-            header_done = self._header is None
-        if len(buffer) > 2 * LINE_LIMIT and not self._read_paused:
+        if self._request is None and self._header_error is None:
+            try:
+                event = session.next_event()
+            except Exception as exc:  # noqa: BLE001 - raised again in the session by read_request
+                self._header_error = exc
+            else:
+                if event is NEED_DATA:
+                    header_done = False
+                else:
+                    self._request = event
+        if session.buffered > 2 * LINE_LIMIT and not self._read_paused:
             # the session is not reading: stop taking more until it does
             try:
                 self._transport.pause_reading()
@@ -99,14 +99,14 @@ class AgiConnection(asyncio.Protocol):
             self._wake()
 
     def eof_received(self) -> bool:
-        self._eof = True
+        self._session.receive_eof()
         self._wake()
         return True  # keep our side open: the session closes when it is done
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         if exc is None:
-            self._eof = True
+            self._session.receive_eof()
         else:
             self._exc = exc
         self._wake()
@@ -133,83 +133,17 @@ class AgiConnection(asyncio.Protocol):
 
     # -- reading
 
-    def _take_line(self) -> str | None:
-        """The next complete line, or None until one has arrived."""
-        if self._exc is not None:
-            raise self._exc
-        buffer = self._buffer
-        end = buffer.find(b"\n")
-        if end < 0:
-            if len(buffer) > LINE_LIMIT:
-                raise ProtocolError(f"line longer than {MAX_LINE_BYTES} bytes")
-            if self._eof:
-                raise ChannelHungUp("connection closed")
-            return None
-        if end > LINE_LIMIT:
-            raise ProtocolError(f"line longer than {MAX_LINE_BYTES} bytes")
-        line = decode_line(buffer[:end])
-        del buffer[:end + 1]
-        self._resume_if_drained()
-        return line
+    async def _wait(self) -> None:
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
 
     def _resume_if_drained(self) -> None:
-        if self._read_paused and len(self._buffer) <= LINE_LIMIT:
+        if self._read_paused and self._session.buffered <= LINE_LIMIT:
             self._read_paused = False
             self._transport.resume_reading()
-
-    async def readline(self) -> str:
-        while True:
-            line = self._take_line()
-            if line is not None:
-                return line
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-
-    def _take_header_block(self) -> list[str] | None:
-        """The lines up to the blank line that ends the header block, decoded
-        in one go, when all of it has arrived and it is no longer than one line
-        may be (the usual case: one read of ~600 bytes). None otherwise."""
-        if self._exc is not None:
-            raise self._exc
-        buffer = self._buffer
-        end = buffer.find(b"\n\n")
-        crlf = buffer.find(b"\n\r\n")
-        if crlf >= 0 and (end < 0 or crlf < end):
-            end, skip = crlf + 1, 2
-        elif end >= 0:
-            end, skip = end + 1, 1
-        else:
-            return None
-        if end > LINE_LIMIT:
-            return None
-        text = buffer[:end].decode("utf-8", errors="replace")
-        del buffer[:end + skip]
-        self._resume_if_drained()
-        lines = text.split("\n")
-        lines.pop()  # after the last line's newline
-        if "\r" in text:
-            lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-        return lines
-
-    def _feed_header(self) -> None:
-        """Feed the header lines received so far to the parser, in order: a
-        block that arrived whole in one decode, else line by line. The request
-        or the first error is kept for :meth:`read_request`."""
-        try:
-            block = self._take_header_block()
-            lines = iter(block + [""]) if block is not None else iter(self._take_line, None)
-            for line in lines:
-                request = self._header.feed(line)
-                if request is not None:
-                    self._header = None
-                    self._request = request
-                    return
-        except Exception as exc:  # noqa: BLE001 - raised again in the session by read_request
-            self._header = None
-            self._header_error = exc
 
     async def read_request(self) -> AgiRequest:
         """The header block up to its blank line, within the size limits."""
@@ -219,20 +153,21 @@ class AgiConnection(asyncio.Protocol):
             if self._header_error is not None:
                 raise self._header_error
             if self._request is not None:
+                self._resume_if_drained()
                 return self._request
-            if self._eof:
+            event = self._session.next_event()
+            if event is CLOSED:
                 raise ChannelHungUp("connection closed")
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+            if event is NEED_DATA:
+                await self._wait()
+            else:
+                self._request = event
 
     # -- the Transport the channel uses
 
     @property
     def hung_up(self) -> bool:
-        return self._replies.hung_up
+        return self._session.hung_up
 
     async def execute(self, command: bytes) -> Reply:
         self._transport.write(command)
@@ -246,12 +181,21 @@ class AgiConnection(asyncio.Protocol):
                 await self._drain_waiter
             finally:
                 self._drain_waiter = None
-        replies = self._replies
+        session = self._session
         while True:
-            # readline takes a line already buffered (an early HANGUP) before it waits
-            reply = replies.feed(await self.readline())
-            if reply is not None:
-                return reply
+            if self._exc is not None:
+                raise self._exc
+            # a line already buffered (an early HANGUP) is taken before waiting
+            event = session.next_event()
+            if event is NEED_DATA:
+                await self._wait()
+                continue
+            self._resume_if_drained()
+            if event is HANGUP:
+                continue
+            if event is CLOSED:
+                raise ChannelHungUp("connection closed")
+            return event
 
     def close(self) -> None:
         self._transport.close()

@@ -165,3 +165,59 @@ async def test_garbage_reply_ends_cleanly(redis_url, garbage):
     assert code == 1
     assert "Traceback" not in err
     assert "protocol error" in err.lower()
+
+
+# --------------------------------------------------------------------------- usage (bug 9) and one grammar (move 2)
+
+
+async def run_agi_process(*args: str, stdin=None, timeout: float = 20) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        TELEFEATURES_AGI, *args, stdin=stdin if stdin is not None else asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        async with asyncio.timeout(timeout):
+            out, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_help_prints_usage():
+    code, out, err = await run_agi_process("--help")
+    assert code == 0, err
+    assert out.startswith("usage: AGI(telefeatures-agi,<route>")
+    assert "outbound" in out and "cidblock/status" in out
+    assert "protocol error" not in err
+
+
+async def test_run_on_a_terminal_prints_usage():
+    import pty
+
+    controller, terminal = pty.openpty()
+    try:
+        code, out, err = await run_agi_process(stdin=terminal, timeout=10)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert code == 2
+    assert err.startswith("usage: AGI(telefeatures-agi,<route>")
+
+
+async def test_header_limits_are_those_of_fastagi(redis_url, redis_sync):
+    # A header line longer than Asterisk's 8 KB buffer is not Asterisk: refused
+    # as the FastAGI server refuses it, before any command or Redis write.
+    result, code, err = await run_classic("inbound", ["1000"], redis_url=redis_url, callerid="5" * 9000)
+    assert code == 1
+    assert "protocol error in the AGI header: line longer than 8192 bytes" in err
+    assert result.commands == []
+    assert redis_sync.keys("*") == []
+
+
+async def test_header_values_are_kept_as_sent(redis_url, redis_sync):
+    # FastAGI keeps everything after the separating space; so does classic now
+    # (pyst2's reader stripped it): a number with a trailing blank is not dialable.
+    result, code, err = await run_classic("inbound", ["1000"], redis_url=redis_url, callerid="2125551234 ")
+    assert code == 0, err
+    assert redis_sync.hget(TF_KEYS.last_caller("1000"), "withheld") == "1"
