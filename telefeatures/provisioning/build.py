@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .credentials import CredentialStore
+from .devices import XML_FORMAT
 from .files import fsync_directory, read_if_exists, write_atomic
 from .inventory import Inventory, Phone, phone_title
 from .render import ConfigRenderer, RenderError
@@ -57,7 +58,8 @@ class BuildReport:
 def resolve_passwords(inventory: Inventory, credentials: CredentialStore) -> dict[str, str]:
     """extension -> password: the inventory's, else the stored or a new generated one."""
     return {
-        line.extension: line.password or credentials.password_for(line.extension)
+        line.extension: line.password or credentials.password_for(line.extension,
+                                                                   inventory.site.auth_password_max_length)
         for phone in inventory.phones
         for line in phone.lines
     }
@@ -86,8 +88,11 @@ def plan_build(
     except RenderError as exc:
         errors += exc.lines()
     for i, phone in enumerate(progress(inventory.phones)):
+        if phone.config_format != XML_FORMAT:
+            errors.append(f"{phone_title(phone, i)}: the {phone.model} configuration format is not written yet")
+            continue
         try:
-            data = renderer.render_sep_config(site, phone, passwords, dialplan)
+            data = renderer.render_sep_config(inventory, phone, passwords, dialplan)
         except RenderError as exc:
             errors += exc.lines(f"{phone_title(phone, i)}: ")
             continue

@@ -16,6 +16,7 @@ Passwords given in the inventory always win and are never copied here.
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import stat
@@ -27,12 +28,21 @@ from .files import fsync_directory, write_atomic
 # Letters and digits only: nothing that needs escaping in XML, pjsip.conf or a
 # SIP digest, and no look-alikes (0/O, 1/l/I) for an admin typing it on a keypad.
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
-LENGTH = 24  # 24 * log2(57) ~ 140 bits; the phone's limit is 30
+# The longest authPassword a phone takes by default (site setting
+# auth_password_max_length): a first-hand 7942 report (SIP42.9-4-2SR3-1S) gives
+# config parse errors beyond 12 characters, and no real-world file has a longer
+# one. A generated password is as long as the site's limit allows.
+LENGTH = 12
 FORMAT = 1
 
 
-def generate_password() -> str:
-    return "".join(secrets.choice(ALPHABET) for _ in range(LENGTH))
+def entropy_bits(length: int) -> float:
+    """The strength of a generated password of ``length`` characters."""
+    return length * math.log2(len(ALPHABET))
+
+
+def generate_password(length: int = LENGTH) -> str:
+    return "".join(secrets.choice(ALPHABET) for _ in range(length))
 
 
 class CredentialsError(Exception):
@@ -69,10 +79,12 @@ class CredentialStore:
                                    "fix or move it, or every generated password would change") from None
         return cls(path, dict(passwords), too_open=bool(info.st_mode & (stat.S_IRWXG | stat.S_IRWXO)))
 
-    def password_for(self, extension: str) -> str:
-        """The stored password of ``extension``, generating (and recording) one if needed."""
-        if extension not in self.passwords:
-            self.passwords[extension] = generate_password()
+    def password_for(self, extension: str, max_length: int = LENGTH) -> str:
+        """The stored password of ``extension``, generating (and recording) one
+        if there is none or the stored one is longer than the phones take."""
+        stored = self.passwords.get(extension)
+        if stored is None or len(stored) > max_length:
+            self.passwords[extension] = generate_password(max_length)
             self.added.append(extension)
         return self.passwords[extension]
 

@@ -10,12 +10,24 @@ from __future__ import annotations
 import ipaddress
 import re
 import tomllib
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
-from .devices import MAX_LINE_FIELD, MAX_PHONE_LABEL, PHONE_MODELS
+from .credentials import LENGTH as DEFAULT_PASSWORD_LENGTH
+from .devices import (
+    FEATURE_BLF_SPEED_DIAL,
+    FEATURE_SERVICE_URI,
+    FEATURE_SPEED_DIAL,
+    MAX_LINE_FIELD,
+    MAX_PHONE_LABEL,
+    MAX_URL,
+    PHONE_MODELS,
+    SIP_CNF_FORMAT,
+    ModelName,
+)
 from .dhcp import DhcpSection, IPv4, IPv4Net, reservation_errors
 from .dial_templates import (
     DialTemplate,
@@ -27,8 +39,6 @@ from .dial_templates import (
 )
 from .timezones import cisco_time_zone
 
-ModelName = Literal["7911", "7941", "7941G-GE", "7942", "7961", "7961G-GE", "7962"]
-assert set(ModelName.__args__) == set(PHONE_MODELS)  # type: ignore[attr-defined]
 
 _MAC_FORMS = (
     re.compile(r"(?:[0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}"),
@@ -41,7 +51,14 @@ _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _AUTH_USER = re.compile(r"[A-Za-z0-9_.+-]{1,30}")
 _EXTENSION = re.compile(r"[0-9]{2,15}")
 _LOAD = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_DATE_FORMAT = re.compile(r"(M|D|YY|Y)([/.-])(M|D|YY|Y)\2(M|D|YY|Y)a?")
+_DATE_FORMAT = re.compile(r"(M|D|YY|Y)([/.-])(M|D|YY|Y)\2(M|D|YY|Y)[aA]?")
+_DIAL_STRING = re.compile(r"[0-9*#+]{1,32}")
+_URL = re.compile(r"(?:https?://|Application:|Key:)[!-~]+")
+_XML_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+_LOCALE_NAME = re.compile(r"[A-Za-z0-9_./-]{1,64}")
+_LANG_CODE = re.compile(r"[a-z]{2,3}(?:_[A-Z]{2})?")
+_SSH_USER = re.compile(r"[A-Za-z0-9_.-]{1,30}")
+_HOST_PORT = re.compile(r"[A-Za-z0-9.:\[\]-]{1,255}")
 MIN_PASSWORD = 12
 
 
@@ -96,8 +113,8 @@ def _feature_label(value: str) -> str:
 
 def _phone_label(value: str) -> str:
     _printable_ascii(value, "phone label")
-    if " " in value:
-        raise ValueError("the phone label must not contain spaces")
+    if value != value.strip():
+        raise ValueError("leading or trailing spaces are not allowed in the phone label")
     return _limit(value, MAX_PHONE_LABEL, "phone label")
 
 
@@ -109,7 +126,7 @@ def _auth_user(value: str) -> str:
 
 def _password(value: str) -> str:
     _printable_ascii(value, "password")
-    _limit(value, MAX_LINE_FIELD, "password")
+    _limit(value, 30, "password")
     if " " in value or "\\" in value:
         # Asterisk's config parser trims blanks and treats backslash as an escape.
         raise ValueError("spaces and backslashes are not allowed in a password")
@@ -152,7 +169,46 @@ def _date_format(value: str) -> str:
     match = _DATE_FORMAT.fullmatch(value)
     if not match or sorted(part[0] for part in match.group(1, 3, 4)) != ["D", "M", "Y"]:
         raise ValueError(f"{value!r}: use M, D and Y (or YY) once each with / . or -, "
-                         "and a trailing 'a' for a 12-hour clock, e.g. M/D/Ya or D.M.Y")
+                         "and a trailing 'a' (or 'A') for a 12-hour clock, e.g. M/D/Ya or D.M.Y")
+    return value
+
+
+def _dial_string(value: str) -> str:
+    if not _DIAL_STRING.fullmatch(value):
+        raise ValueError(f"{value!r}: 1-32 of the keys 0-9 * # +")
+    return value
+
+
+def _url(value: str) -> str:
+    if len(value) > MAX_URL:
+        raise ValueError(f"{len(value)} characters; the phone allows at most {MAX_URL} in a URL")
+    if not _URL.fullmatch(value):
+        raise ValueError(f"{value[:60]!r} is not an http://, https://, Application: or Key: URL "
+                         "(no spaces, ASCII only)")
+    return value
+
+
+def _pattern(regex: re.Pattern[str], what: str) -> Any:
+    def check(value: str) -> str:
+        if not regex.fullmatch(value):
+            raise ValueError(f"{value[:60]!r} is not {what}")
+        return value
+    return AfterValidator(check)
+
+
+def _ssh_password(value: str) -> str:
+    _printable_ascii(value, "password")
+    _limit(value, 30, "password")
+    if len(value) < 8:
+        raise ValueError("at least 8 characters")
+    return value
+
+
+def _vendor_value(value: str | int | bool) -> str | int | bool:
+    if isinstance(value, str):
+        _printable_ascii(value, "vendorConfig value")
+        if len(value) > MAX_URL:
+            raise ValueError(f"{len(value)} characters; at most {MAX_URL}")
     return value
 
 
@@ -167,6 +223,15 @@ Host = Annotated[str, AfterValidator(_host)]
 Name = Annotated[str, AfterValidator(_name)]
 DialPattern = Annotated[str, AfterValidator(valid_pattern)]
 FeatureCode = Annotated[str, AfterValidator(valid_feature_code)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+Url = Annotated[str, AfterValidator(_url)]
+DialString = Annotated[str, AfterValidator(_dial_string)]
+DateFormat = Annotated[str, AfterValidator(_date_format)]
+TimeZone = Annotated[str, AfterValidator(_time_zone)]
+LoadName = Annotated[str, AfterValidator(_load_name)]
+# The 7900-series 0-3 enums: 0 off / 1 on (user may change), 2 off / 3 on (locked).
+Enum03 = Annotated[int, Field(ge=0, le=3)]
+FeatureLabel = Annotated[str, AfterValidator(_feature_label)]
 
 
 class _Strict(BaseModel):
@@ -213,24 +278,160 @@ class DialRules(_Strict):
         return list(self.extension_patterns) or ["." * self.extension_length]
 
 
-class Site(_Strict):
-    asterisk_address: Host
-    sip_port: int = Field(5060, ge=1, le=65535)
-    transport: Literal["tcp", "udp", "tls"] = "tcp"
-    time_zone: Annotated[str, AfterValidator(_time_zone)]
+class PhoneSettings(_Strict):
+    """Settings with a site default that a phone may override: each is a key
+    of ``[site]`` and may be repeated in a ``[[phones]]`` entry. Names follow
+    the Cisco element they set (provisioning/README.md maps every one to its
+    SEP<MAC>.cnf.xml element and SIPDefault.cnf key). Defaults are the
+    documented ones, else what most real-world configurations use."""
+
+    # devicePool/dateTimeSetting
+    time_zone: TimeZone
     ntp_server: Host
-    date_format: Annotated[str, AfterValidator(_date_format)] = "M/D/Ya"
-    firmware: dict[ModelName, Annotated[str, AfterValidator(_load_name)]] = Field(default_factory=dict)
-    feature_codes: FeatureCodes = Field(default_factory=FeatureCodes)
-    dial_rules: DialRules = Field(default_factory=DialRules)
-    pjsip_transport: Name | None = None
-    context: Name = "tf-phones"
-    # The phones' own web server and SSH daemon stay off unless asked for.
+    ntp_mode: Literal["Unicast", "Multicast", "AnycastMulticast", "DirectedBroadcast"] = "Unicast"
+    date_format: DateFormat = "M/D/Ya"
+    # sipProfile/sipProxies
+    register_with_proxy: bool = True
+    backup_proxy: Host | None = None
+    backup_proxy_port: Port = 5060
+    emergency_proxy: Host | None = None
+    emergency_proxy_port: Port = 5060
+    outbound_proxy: Host | None = None
+    outbound_proxy_port: Port = 5060
+    # sipProfile/sipStack
+    timer_register_expires: Annotated[int, Field(ge=1, le=3932100)] = 3600
+    timer_t1: Annotated[int, Field(ge=100, le=10000)] = 500
+    timer_t2: Annotated[int, Field(ge=200, le=20000)] = 4000
+    sip_retx: Annotated[int, Field(ge=1, le=10)] = 10
+    sip_invite_retx: Annotated[int, Field(ge=1, le=6)] = 6
+    timer_invite_expires: Annotated[int, Field(ge=1, le=300)] = 180
+    remote_party_id: bool = True
+    # sipProfile/sipCallFeatures
+    cnf_join_enabled: bool = True
+    semi_attended_transfer: bool = True
+    rfc2543_hold: bool = False
+    call_hold_ringback: Enum03 = 2
+    local_cfwd_enable: bool = True
+    remote_cc_enable: bool = True
+    # 2 = off and locked: caller-ID blocking is done by Asterisk (*81/*82/*67),
+    # a phone-side setting would silently fight it.
+    caller_id_blocking: Enum03 = 2
+    anonymous_call_block: Enum03 = 2
+    dnd_control: Enum03 = 0
+    # sipProfile
+    nat_enabled: bool = False
+    nat_address: Host | None = None
+    voip_control_port: Port | None = None  # default: the site's sip_port
+    start_media_port: Annotated[int, Field(ge=1024, le=65534)] = 16384
+    stop_media_port: Annotated[int, Field(ge=1025, le=65535)] = 32766
+    preferred_codec: Literal["none", "g711ulaw", "g711alaw", "g729a", "g722"] = "g711ulaw"
+    dscp_for_audio: Annotated[int, Field(ge=0, le=255)] = 184
+    enable_vad: bool = False
+    dtmf_out_of_band: Literal["none", "avt", "avt_always"] = "avt"
+    dtmf_db_level: Annotated[int, Field(ge=1, le=5)] = 3
+    dtmf_avt_payload: Annotated[int, Field(ge=96, le=127)] = 101
+    transfer_onhook_enabled: bool = False
+    stutter_msg_waiting: Annotated[int, Field(ge=0, le=2)] = 0
+    call_stats: bool = False
+    kpml: Annotated[int, Field(ge=0, le=3)] = 3
+    # Per-line defaults (each line may override them)
+    messages_number: DialString | Literal[""] = "*97"
+    message_waiting_lamp_policy: Annotated[int, Field(ge=0, le=5)] = 1
+    call_waiting: Enum03 = 3
+    # Firmware (default: the site's [site.firmware] entry for the model)
+    load_information: LoadName | None = None
+    # URLs (device level)
+    services_url: Url | None = None
+    directory_url: Url | None = None
+    idle_url: Url | None = None
+    idle_timeout: Annotated[int, Field(ge=0, le=3600)] = 0
+    information_url: Url | None = None
+    authentication_url: Url | None = None
+    messages_url: Url | None = None
+    proxy_server_url: Annotated[str, _pattern(_HOST_PORT, "host or host:port")] | None = None
+    # Locales (empty: the phone's built-in English / United States)
+    user_locale: Annotated[str, _pattern(_LOCALE_NAME, "a locale name such as English_United_States")] | None = None
+    user_locale_lang_code: Annotated[str, _pattern(_LANG_CODE, "a language code such as en_US")] | None = None
+    user_locale_win_charset: Literal["iso-8859-1", "utf-8"] = "iso-8859-1"
+    network_locale: Annotated[str, _pattern(_LOCALE_NAME, "a locale name such as United_States")] | None = None
+    # commonProfile
+    phone_password: Annotated[str, AfterValidator(_ssh_password)] | None = None
+    background_image_access: bool = True
+    call_log_blf_enabled: Annotated[int, Field(ge=0, le=3)] = 2
+    # Phone's own services: web server and SSH daemon stay off unless asked for
     phone_web_access: bool = False
     phone_ssh_access: bool = False
+    ssh_user_id: Annotated[str, _pattern(_SSH_USER, "1-30 of letters, digits and _ . -")] | None = None
+    ssh_password: Annotated[str, AfterValidator(_ssh_password)] | None = None
+    # Further vendorConfig children, written as given (element name -> value)
+    vendor_config: dict[Annotated[str, _pattern(_XML_NAME, "an XML element name")],
+                        Annotated[str | int | bool, AfterValidator(_vendor_value)]] = Field(default_factory=dict)
+    # 7940/7960 only (SIPDefault.cnf keys with no 79x1 element)
+    telnet_level: Annotated[int, Field(ge=0, le=2)] = 0
+    network_media_type: Literal["Auto", "Full100", "Half100", "Full10", "Half10"] = "Auto"
+    autocomplete: bool = True
+    logo_url: Url | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PhoneSettings:
+        if self.start_media_port >= self.stop_media_port:
+            raise ValueError(f"start_media_port {self.start_media_port} must be below stop_media_port "
+                             f"{self.stop_media_port}")
+        if self.nat_enabled and not self.nat_address:
+            raise ValueError("nat_enabled needs nat_address (the site's public address)")
+        if self.phone_ssh_access and not (self.ssh_user_id and self.ssh_password):
+            # Otherwise the phone's SSH daemon runs with its well-known default login.
+            raise ValueError("phone_ssh_access needs ssh_user_id and ssh_password")
+        clash = {"webAccess", "sshAccess", "sshUserId", "sshPassword"} & set(self.vendor_config)
+        if clash:
+            raise ValueError(f"vendor_config.{sorted(clash)[0]}: set it with phone_web_access, "
+                             "phone_ssh_access, ssh_user_id or ssh_password instead")
+        return self
+
+
+def _override_model(base: type[BaseModel], name: str) -> type[BaseModel]:
+    """``base`` with every field optional and unset (None): a phone's overrides."""
+    fields: dict[str, Any] = {field: (info.annotation | None, None) for field, info in base.model_fields.items()}
+    return create_model(name, __base__=_Strict, **fields)
+
+
+PHONE_SETTING_NAMES = tuple(PhoneSettings.model_fields)
+LINE_SETTING_NAMES = ("messages_number", "message_waiting_lamp_policy", "call_waiting")
+_PhoneOverrides = _override_model(PhoneSettings, "PhoneOverrides")
+TRANSPORT_CODES = {"udp": (2,), "tcp": (4, 1), "tls": (3,)}
+
+
+class Site(PhoneSettings):
+    asterisk_address: Host
+    sip_port: Port = 5060
+    # More Asterisks to fail over to, in order (callManagerGroup members with
+    # priority 1, 2, ...), each reached at sip_port.
+    failover_addresses: list[Host] = Field(default_factory=list, max_length=3)
+    # UDP: 12 real-world sources and the only published working PJSIP set-up.
+    transport: Literal["tcp", "udp", "tls"] = "udp"
+    # transportLayerProtocol: 2 UDP, 3 TLS; TCP is disputed (4 at running
+    # sites and in older docs, 1 in current docs): see README.
+    transport_layer_protocol: Annotated[int, Field(ge=1, le=4)] | None = None
+    # Longest authPassword the phones take (disputed; see README).
+    auth_password_max_length: Annotated[int, Field(ge=MIN_PASSWORD, le=30)] = DEFAULT_PASSWORD_LENGTH
+    firmware: dict[ModelName, LoadName] = Field(default_factory=dict)
+    feature_codes: FeatureCodes = Field(default_factory=FeatureCodes)
+    dial_rules: DialRules = Field(default_factory=DialRules)
+    dial_template: Annotated[str, _pattern(re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,59}\.xml"),
+                                           "a file name ending in .xml")] = "dialplan.xml"
+    pjsip_transport: Name | None = None
+    context: Name = "tf-phones"
+    # Voicemail: the PJSIP endpoints' mailboxes= (<extension>@<context>), so
+    # Asterisk sends the phones message-waiting NOTIFYs. "" turns it off.
+    mailbox_context: Name | Literal[""] = "default"
+    # Busy lamps: the dialplan context the generated hints live in (and the
+    # endpoints' subscribe_context).
+    hint_context: Name = "tf-hints"
     # Where phones without an ``ip`` may register and call from (PJSIP ACL);
     # default: the [dhcp] subnet, else anywhere.
     phone_networks: list[IPv4Net] = Field(default_factory=list, max_length=64)
+    # 7940/7960 only
+    tftp_cfg_dir: Annotated[str, _pattern(re.compile(r"[A-Za-z0-9_./-]{1,64}"), "a directory such as ./")] = "./"
 
     @property
     def cisco_time_zone(self) -> str:
@@ -240,8 +441,18 @@ class Site(_Strict):
     def pjsip_transport_name(self) -> str:
         return self.pjsip_transport or f"transport-{self.transport}"
 
+    @property
+    def transport_code(self) -> int:
+        return self.transport_layer_protocol or TRANSPORT_CODES[self.transport][0]
+
     @model_validator(mode="after")
-    def _codes_dial_at_once(self) -> Site:
+    def _site_consistent(self) -> Site:
+        allowed = TRANSPORT_CODES[self.transport]
+        if self.transport_layer_protocol is not None and self.transport_layer_protocol not in allowed:
+            raise ValueError(f"transport_layer_protocol {self.transport_layer_protocol} does not mean "
+                             f"{self.transport}; use {' or '.join(map(str, allowed))}")
+        if self.asterisk_address in self.failover_addresses:
+            raise ValueError("failover_addresses must not repeat asterisk_address")
         templates = self.dial_templates()
         for code, what in self.feature_codes.simple_codes():
             delay = dial_delay(code, templates)
@@ -260,13 +471,24 @@ class Site(_Strict):
             rules.interdigit_timeout,
         )
 
+    def phone_settings(self) -> PhoneSettings:
+        """This site's defaults for every phone."""
+        return PhoneSettings.model_construct(**{name: getattr(self, name) for name in PHONE_SETTING_NAMES})
+
 
 class Line(_Strict):
     extension: Extension
     display_name: Annotated[str, AfterValidator(_display_name)]
-    label: Annotated[str, AfterValidator(_feature_label)] | None = None
+    label: FeatureLabel | None = None
     auth_user: Annotated[str, AfterValidator(_auth_user)] | None = None
     password: Annotated[str, AfterValidator(_password)] | None = None
+    # Overrides of the site's / phone's per-line defaults.
+    messages_number: DialString | Literal[""] | None = None
+    message_waiting_lamp_policy: Annotated[int, Field(ge=0, le=5)] | None = None
+    call_waiting: Enum03 | None = None
+    # Voicemail box for MWI (default <extension>@<site.mailbox_context>; "" = none).
+    mailbox: Annotated[str, _pattern(re.compile(r"[A-Za-z0-9_.-]{1,40}(?:@[A-Za-z0-9_.-]{1,40})?"),
+                                     "a mailbox such as 1001@default")] | Literal[""] | None = None
 
     @property
     def feature_label(self) -> str:
@@ -277,23 +499,97 @@ class Line(_Strict):
         return self.auth_user or self.extension
 
 
-class Phone(_Strict):
+class Button(_Strict):
+    """A line key that is not a line: speed dial (featureID 2), busy-lamp
+    speed dial (21, watches an inventory extension) or service URL (20)."""
+
+    type: Literal["speed_dial", "blf", "service"]
+    label: FeatureLabel
+    # Position (button attribute); default: the next free key after the lines.
+    button: Annotated[int, Field(ge=1, le=8)] | None = None
+    number: DialString | None = None  # speed_dial
+    extension: Extension | None = None  # blf
+    url: Url | None = None  # service
+    # BLF featureOptionMask (1 in every real-world file that has one).
+    feature_option_mask: Annotated[int, Field(ge=0, le=15)] = 1
+
+    @model_validator(mode="after")
+    def _fields_for_type(self) -> Button:
+        needed = {"speed_dial": "number", "blf": "extension", "service": "url"}[self.type]
+        if getattr(self, needed) is None:
+            raise ValueError(f"a {self.type} button needs {needed}")
+        extra = [name for name in ("number", "extension", "url") if name != needed and getattr(self, name)]
+        if extra:
+            raise ValueError(f"a {self.type} button takes {needed}, not {extra[0]}")
+        return self
+
+    @property
+    def feature_id(self) -> int:
+        return {"speed_dial": FEATURE_SPEED_DIAL, "blf": FEATURE_BLF_SPEED_DIAL,
+                "service": FEATURE_SERVICE_URI}[self.type]
+
+    @property
+    def target(self) -> str:
+        return self.number or self.extension or self.url or ""
+
+
+class Phone(_PhoneOverrides):  # type: ignore[misc,valid-type]
     mac: Mac
     model: ModelName
     label: Annotated[str, AfterValidator(_phone_label)] | None = None
     # Reserved address (DHCP); the phone's PJSIP endpoints accept it alone.
     ip: IPv4 | None = None
     lines: list[Line] = Field(min_length=1)
+    buttons: list[Button] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _fits(self) -> Phone:
-        buttons = PHONE_MODELS[self.model].line_buttons
-        if len(self.lines) > buttons:
-            raise ValueError(f"{len(self.lines)} lines, but a {self.model} has {buttons} line button(s)")
+        keys = PHONE_MODELS[self.model].buttons
+        if PHONE_MODELS[self.model].config_format == SIP_CNF_FORMAT and self.buttons:
+            raise ValueError(f"a {self.model} (SIPDefault format) has no speed dial, busy-lamp or "
+                             "service keys in its configuration; leave out buttons")
+        if len(self.lines) > keys:
+            raise ValueError(f"{len(self.lines)} lines, but a {self.model} has {keys} line button(s)")
+        taken = set(range(1, len(self.lines) + 1))
+        for n, key in enumerate(self.buttons, start=1):
+            if key.button is not None and key.button in taken:
+                raise ValueError(f"buttons #{n} ({key.label}): button {key.button} is already taken")
+            if key.button is not None:
+                taken.add(key.button)
+        positions = self.button_positions()
+        for n, (key, position) in enumerate(zip(self.buttons, positions), start=1):
+            if position > keys:
+                raise ValueError(f"buttons #{n} ({key.label}): a {self.model} has {keys} buttons, "
+                                 f"this one would be button {position}")
         return self
+
+    def button_positions(self) -> list[int]:
+        """The button attribute of each entry of ``buttons``."""
+        taken = set(range(1, len(self.lines) + 1)) | {key.button for key in self.buttons if key.button}
+        positions = []
+        free = 1
+        for key in self.buttons:
+            if key.button is not None:
+                positions.append(key.button)
+                continue
+            while free in taken:
+                free += 1
+            taken.add(free)
+            positions.append(free)
+        return positions
+
+    def overrides(self) -> dict[str, Any]:
+        """The site settings this phone sets itself."""
+        return {name: getattr(self, name) for name in PHONE_SETTING_NAMES if name in self.model_fields_set}
+
+    @property
+    def config_format(self) -> str:
+        return PHONE_MODELS[self.model].config_format
 
     @property
     def config_name(self) -> str:
+        if self.config_format == SIP_CNF_FORMAT:
+            return f"SIP{self.mac}.cnf"
         return f"SEP{self.mac}.cnf.xml"
 
     @property
@@ -316,6 +612,18 @@ class Inventory(_Strict):
         """The networks ``phone``'s endpoints accept REGISTERs and calls from
         (its reserved address, else the phone networks); [] = anywhere."""
         return [f"{phone.ip}/32"] if phone.ip else self.phone_networks()
+
+    def settings_for(self, phone: Phone) -> PhoneSettings:
+        """The site's settings with the phone's overrides applied (validated
+        by parse_inventory, which names the phone if the mix is inconsistent)."""
+        overrides = phone.overrides()
+        if not overrides:
+            return self._site_settings
+        return PhoneSettings.model_validate({**self._site_settings.__dict__, **overrides})
+
+    @cached_property
+    def _site_settings(self) -> PhoneSettings:
+        return self.site.phone_settings()
 
 
 class InventoryError(Exception):
@@ -347,6 +655,14 @@ def _line_name(raw: Any, phone: int, line: int) -> str:
     return f"line #{line + 1}" + (f" (extension {ext})" if ext is not None else "")
 
 
+def _button_name(raw: Any, phone: int, button: int) -> str:
+    try:
+        label = raw["phones"][phone]["buttons"][button]["label"]
+    except (KeyError, IndexError, TypeError):
+        label = None
+    return f"buttons #{button + 1}" + (f" ({str(label)[:40]})" if label is not None else "")
+
+
 def _describe(err: dict, raw: dict) -> str:
     loc = list(err["loc"])
     msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
@@ -356,6 +672,9 @@ def _describe(err: dict, raw: dict) -> str:
         rest = loc[2:]
         if rest[:1] == ["lines"] and len(rest) >= 2 and isinstance(rest[1], int):
             where.append(_line_name(raw, loc[1], rest[1]))
+            rest = rest[2:]
+        elif rest[:1] == ["buttons"] and len(rest) >= 2 and isinstance(rest[1], int):
+            where.append(_button_name(raw, loc[1], rest[1]))
             rest = rest[2:]
         # Literal/typed validators add their own loc parts (e.g. "function-after"); drop them.
         field = ".".join(str(p) for p in rest if not str(p).startswith("function-"))
@@ -375,15 +694,23 @@ def _cross_checks(inventory: Inventory) -> list[str]:
     errors: list[str] = []
     seen_mac: dict[str, int] = {}
     seen_ext: dict[str, tuple[int, int]] = {}
-    templates = inventory.site.dial_templates()
+    site = inventory.site
+    templates = site.dial_templates()
     for i, phone in enumerate(inventory.phones):
         name = phone_title(phone, i)
         if phone.mac in seen_mac:
             errors.append(f"{name}, mac: duplicate MAC, already used by phone #{seen_mac[phone.mac] + 1}")
         else:
             seen_mac[phone.mac] = i
+        try:
+            inventory.settings_for(phone)
+        except ValidationError as exc:
+            errors += [f"{name}, " + _describe(err, {}) for err in exc.errors()]
         for j, line in enumerate(phone.lines):
             where = f"{name}, line #{j + 1} (extension {line.extension})"
+            if line.password and len(line.password) > site.auth_password_max_length:
+                errors.append(f"{where}, password: {len(line.password)} characters, longer than "
+                              f"site.auth_password_max_length ({site.auth_password_max_length})")
             if line.extension in seen_ext:
                 p, q = seen_ext[line.extension]
                 errors.append(f"{where}, extension: duplicate extension, already on phone #{p + 1} line #{q + 1}")
@@ -397,6 +724,12 @@ def _cross_checks(inventory: Inventory) -> list[str]:
             elif delay := dial_delay(line.extension, templates):
                 errors.append(f"{where}, extension: would not dial at once: {delay}; fix site.dial_rules")
     errors += reservation_errors(inventory.dhcp, [(phone_title(p, i), p.ip) for i, p in enumerate(inventory.phones)])
+    for i, phone in enumerate(inventory.phones):
+        for n, key in enumerate(phone.buttons, start=1):
+            if key.type == "blf" and key.extension not in seen_ext:
+                # Asterisk gets hints only for the inventory's extensions.
+                errors.append(f"{phone_title(phone, i)}, buttons #{n} ({key.label}), extension: "
+                              f"{key.extension} is not a line in the inventory, so no lamp could follow it")
     return errors
 
 

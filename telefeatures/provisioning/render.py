@@ -13,9 +13,10 @@ from typing import Any
 import jinja2
 from lxml import etree
 
-from .devices import PHONE_MODELS, TRANSPORT_LAYER_PROTOCOL
+from .devices import PHONE_MODELS
 from .dial_templates import check_dialplan
-from .inventory import Inventory, Phone, Site
+from .inventory import Button, Inventory, Phone, PhoneSettings, Site
+from .timezones import cisco_time_zone
 from .xml_checks import check_sep_config, check_xml_default
 
 SEP_TEMPLATE = "SEP.cnf.xml.j2"
@@ -49,9 +50,19 @@ def conf_value(value: Any) -> str:
     return text.replace(";", "\\;")
 
 
+def xml_bool(value: Any) -> str:
+    """Python booleans as the firmware reads them (lower-case); others as text."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return str(value)
+
+
 @dataclass(frozen=True)
 class LineView:
-    """One line with everything the templates need, password resolved."""
+    """One line with everything the templates need: password resolved,
+    per-line settings resolved against the phone's and the site's."""
 
     button: int
     extension: str
@@ -59,10 +70,23 @@ class LineView:
     feature_label: str
     auth_name: str
     password: str
+    messages_number: str
+    message_waiting_lamp_policy: int
+    call_waiting: int
+    mailbox: str
 
     @property
     def auth_section(self) -> str:
         return f"{self.extension}-auth"
+
+
+@dataclass(frozen=True)
+class ButtonView:
+    button: int
+    feature_id: int
+    label: str
+    target: str
+    feature_option_mask: int
 
 
 @dataclass(frozen=True)
@@ -72,32 +96,62 @@ class PhoneView:
     model: str
     label: str
     lines: tuple[LineView, ...]
+    buttons: tuple[ButtonView, ...]
+    settings: PhoneSettings
 
 
-def phone_view(phone: Phone, passwords: dict[str, str]) -> PhoneView:
+def _mailbox(site: Site, line_mailbox: str | None, extension: str) -> str:
+    if line_mailbox is not None:
+        return line_mailbox
+    return f"{extension}@{site.mailbox_context}" if site.mailbox_context else ""
+
+
+def phone_view(site: Site, settings: PhoneSettings, phone: Phone, passwords: dict[str, str]) -> PhoneView:
     lines = tuple(
-        LineView(n, line.extension, line.display_name, line.feature_label, line.auth_name,
-                 passwords[line.extension])
+        LineView(
+            n, line.extension, line.display_name, line.feature_label, line.auth_name,
+            passwords[line.extension],
+            settings.messages_number if line.messages_number is None else line.messages_number,
+            line.message_waiting_lamp_policy if line.message_waiting_lamp_policy is not None
+            else settings.message_waiting_lamp_policy,
+            settings.call_waiting if line.call_waiting is None else line.call_waiting,
+            _mailbox(site, line.mailbox, line.extension),
+        )
         for n, line in enumerate(phone.lines, start=1)
     )
-    return PhoneView(phone.config_name, phone.mac, phone.model, phone.label or "", lines)
+    buttons = tuple(
+        ButtonView(position, key.feature_id, key.label, key.target, key.feature_option_mask)
+        for key, position in zip(phone.buttons, phone.button_positions())
+    )
+    return PhoneView(phone.config_name, phone.mac, phone.model, phone.label or "", lines, buttons, settings)
 
 
-def site_view(site: Site, model: str | None = None) -> dict[str, Any]:
+def site_view(site: Site) -> dict[str, Any]:
+    """The values every phone of the site shares."""
     return {
         "asterisk_address": site.asterisk_address,
+        "call_managers": [site.asterisk_address, *site.failover_addresses],
         "sip_port": site.sip_port,
         "transport": site.transport,
-        "transport_layer_protocol": TRANSPORT_LAYER_PROTOCOL[site.transport],
-        "time_zone": site.cisco_time_zone,
-        "date_template": site.date_format,
-        "ntp_server": site.ntp_server,
-        "load_information": site.firmware.get(model, "") if model else "",
+        "transport_layer_protocol": site.transport_code,
+        "dial_template": site.dial_template,
         "pjsip_transport": site.pjsip_transport_name,
         "context": site.context,
-        "phone_web_access": site.phone_web_access,
-        "phone_ssh_access": site.phone_ssh_access,
+        "hint_context": site.hint_context,
     }
+
+
+# PJSIP codec names of the phones' preferredCodec; G.711 mu-law is always offered.
+_PJSIP_CODECS = {"g711alaw": "alaw", "g729a": "g729", "g722": "g722"}
+
+
+def pjsip_codecs(preferred: str) -> str:
+    first = _PJSIP_CODECS.get(preferred)
+    return f"{first},ulaw" if first else "ulaw"
+
+
+def load_information(site: Site, settings: PhoneSettings, model: str) -> str:
+    return settings.load_information or site.firmware.get(model, "")  # type: ignore[call-overload]
 
 
 def _parse(text: str, what: str) -> etree._Element:
@@ -135,6 +189,8 @@ class ConfigRenderer:
             keep_trailing_newline=True,
         )
         self.env.filters["conf"] = conf_value
+        self.env.filters["xbool"] = xml_bool
+        self.env.filters["pjsip_codecs"] = pjsip_codecs
 
     def _render(self, name: str, what: str, **context: Any) -> str:
         try:
@@ -152,21 +208,27 @@ class ConfigRenderer:
             raise RenderError("dialplan.xml", problems)
         return data
 
-    def render_sep_config(self, site: Site, phone: Phone, passwords: dict[str, str],
+    def render_sep_config(self, inventory: Inventory, phone: Phone, passwords: dict[str, str],
                           dialplan: bytes = b"") -> bytes:
         """The phone's SEP<MAC>.cnf.xml. Its versionStamp is a hash of the file
         without the stamp plus the dial plan it uses, so it changes exactly when
         the phone has something new to fetch, with no state kept anywhere."""
-        view = phone_view(phone, passwords)
+        site = inventory.site
+        settings = inventory.settings_for(phone)
+        view = phone_view(site, settings, phone, passwords)
         what = phone.config_name
-        text = self._render(SEP_TEMPLATE, what, site=site_view(site, phone.model), phone=view,
-                            lines=view.lines, version_stamp="")
+        text = self._render(SEP_TEMPLATE, what, site=site_view(site), s=settings, phone=view,
+                            lines=view.lines, buttons=view.buttons,
+                            time_zone=cisco_time_zone(settings.time_zone),
+                            load_information=load_information(site, settings, phone.model),
+                            version_stamp="")
         root = _parse(text, what)
         problems = check_sep_config(root)
         if problems:
             raise RenderError(what, problems)
         stamp = root.find("versionStamp")
-        stamp.text = version_stamp(_serialize(root), dialplan)
+        if stamp is not None:  # a site template may leave it out: the phone then always re-reads
+            stamp.text = version_stamp(_serialize(root), dialplan)
         return _serialize(root)
 
     def render_xml_default(self, site: Site) -> bytes:
@@ -183,8 +245,9 @@ class ConfigRenderer:
         return _serialize(root)
 
     def render_pjsip(self, inventory: Inventory, passwords: dict[str, str]) -> bytes:
-        views = [phone_view(phone, passwords) for phone in inventory.phones]
+        site = inventory.site
+        views = [phone_view(site, inventory.settings_for(phone), phone, passwords) for phone in inventory.phones]
         # config name -> the networks its endpoints accept (endpoint permit/deny ACL).
         sources = {phone.config_name: inventory.sip_sources(phone) for phone in inventory.phones}
-        return self._render(PJSIP_TEMPLATE, "PJSIP include", site=site_view(inventory.site), phones=views,
+        return self._render(PJSIP_TEMPLATE, "PJSIP include", site=site_view(site), phones=views,
                             sources=sources).encode("utf-8")

@@ -8,25 +8,29 @@ from __future__ import annotations
 
 from lxml import etree
 
-from .devices import MAX_LINE_FIELD, MAX_PHONE_LABEL, MAX_URL, TRANSPORT_LAYER_PROTOCOL
-
-REQUIRED_PATHS = (
-    "deviceProtocol",
-    "devicePool/dateTimeSetting/dateTemplate",
-    "devicePool/dateTimeSetting/timeZone",
-    "devicePool/dateTimeSetting/ntps/ntp/name",
-    "devicePool/callManagerGroup/members/member/callManager/ports/sipPort",
-    "devicePool/callManagerGroup/members/member/callManager/processNodeName",
-    "sipProfile/sipProxies/registerWithProxy",
-    "sipProfile/sipLines/line",
-    "sipProfile/dialTemplate",
-    "loadInformation",
-    "versionStamp",
-    "transportLayerProtocol",
+from .devices import (
+    FEATURE_BLF_SPEED_DIAL,
+    FEATURE_LINE,
+    FEATURE_SERVICE_URI,
+    FEATURE_SPEED_DIAL,
+    MAX_LINE_FIELD,
+    MAX_PHONE_LABEL,
+    MAX_URL,
 )
-REQUIRED_LINE_FIELDS = ("featureID", "featureLabel", "proxy", "port", "name", "displayName",
-                        "authName", "authPassword", "contact")
+
+# Only what a phone cannot work without: everything else (versionStamp, sipPort,
+# transportLayerProtocol, dialTemplate, loadInformation, ...) has a firmware
+# default, and real working files leave them out.
+REQUIRED_PATHS = (
+    "devicePool/callManagerGroup/members/member/callManager/processNodeName",
+    "sipProfile/sipLines/line",
+)
+# A line key of featureID 9 (a line) needs these; other keys (2 speed dial,
+# 20 service URI, 21 BLF speed dial, ...) carry their own few elements.
+REQUIRED_LINE_FIELDS = ("featureLabel", "proxy", "name", "authName", "authPassword")
 LIMITED_LINE_FIELDS = ("featureLabel", "name", "displayName", "authName", "authPassword")
+FEATURE_TARGETS = {str(FEATURE_SPEED_DIAL): "speedDialNumber", str(FEATURE_BLF_SPEED_DIAL): "speedDialNumber",
+                   str(FEATURE_SERVICE_URI): "serviceURI"}
 # Elements the firmware reads as booleans: only lower-case true/false work.
 BOOLEAN_ELEMENTS = frozenset({
     "registerWithProxy", "natEnabled", "rfc2543Hold", "semiAttendedTransfer", "remotePartyID",
@@ -36,7 +40,9 @@ BOOLEAN_ELEMENTS = frozenset({
     "callerName", "callerNumber", "redirectedNumber", "dialedNumber", "backgroundImageAccess",
     "disableSpeaker", "disableSpeakerAndHeadset",
 })
-TRANSPORT_CODES = {str(code) for code in TRANSPORT_LAYER_PROTOCOL.values()}
+# 1 TCP (current usecallmanager docs) or device default (older docs), 2 UDP,
+# 3 TLS, 4 TCP (older docs; the real phones of a running site).
+TRANSPORT_CODES = {"1", "2", "3", "4"}
 
 
 def _text(element: etree._Element | None) -> str:
@@ -51,48 +57,23 @@ def check_sep_config(root: etree._Element) -> list[str]:
     for path in REQUIRED_PATHS:
         if root.find(path) is None:
             problems.append(f"required element {path} is missing")
-    if _text(root.find("deviceProtocol")) not in ("", "SIP") and root.find("deviceProtocol") is not None:
-        problems.append(f"deviceProtocol is {_text(root.find('deviceProtocol'))!r}, must be SIP")
-    if root.find("devicePool/callManagerGroup/members/member[@priority='0']") is None:
-        problems.append('no callManagerGroup member with priority="0"')
-    register = root.find("sipProfile/sipProxies/registerWithProxy")
-    if register is not None and register.text != "true":
-        problems.append(f"registerWithProxy is {register.text!r}, must be true")
+    protocol = root.find("deviceProtocol")
+    if protocol is not None and _text(protocol).strip() not in ("", "SIP"):
+        problems.append(f"deviceProtocol is {_text(protocol)!r}, must be SIP")
     transport = root.find("transportLayerProtocol")
-    if transport is not None and transport.text not in TRANSPORT_CODES:
-        problems.append(f"transportLayerProtocol is {transport.text!r}, must be 1 (TCP), 2 (UDP) or 3 (TLS)")
+    if transport is not None and _text(transport).strip() not in TRANSPORT_CODES:
+        problems.append(f"transportLayerProtocol is {transport.text!r}, must be 1, 2 (UDP), 3 (TLS) or 4 (TCP)")
     label = root.find("sipProfile/phoneLabel")
     if label is not None:
         text = _text(label)
-        if len(text) > MAX_PHONE_LABEL or " " in text:
-            problems.append(f"phoneLabel {text!r}: at most {MAX_PHONE_LABEL} characters and no spaces")
-    buttons: set[str] = set()
-    for number, line in enumerate(root.findall("sipProfile/sipLines/line"), start=1):
-        button = line.get("button")
-        where = f"line button={button!r}" if button else f"line #{number}"
-        if not (button and button.isdigit()):
-            problems.append(f"{where}: the button attribute must be a number")
-        elif button in buttons:
-            problems.append(f"{where}: button used twice")
-        buttons.add(button or "")
-        for field in REQUIRED_LINE_FIELDS:
-            if line.find(field) is None:
-                problems.append(f"{where}: required element {field} is missing")
-        if line.find("featureID") is not None and _text(line.find("featureID")) != "9":
-            problems.append(f"{where}: featureID is {_text(line.find('featureID'))!r}, must be 9 for a line")
-        if line.find("proxy") is not None and _text(line.find("proxy")) != "USECALLMANAGER":
-            problems.append(f"{where}: proxy is {_text(line.find('proxy'))!r}, must be USECALLMANAGER")
-        for field in LIMITED_LINE_FIELDS:
-            text = _text(line.find(field))
-            if len(text) > MAX_LINE_FIELD:
-                problems.append(f"{where}: {field} is {len(text)} characters, the limit is {MAX_LINE_FIELD}")
-            if not text.isascii():
-                problems.append(f"{where}: {field} is not ASCII")
+        if len(text) > MAX_PHONE_LABEL:
+            problems.append(f"phoneLabel {text!r}: at most {MAX_PHONE_LABEL} characters")
+    problems += _check_line_keys(root.findall("sipProfile/sipLines/line"))
     for element in root.iter():
         if not isinstance(element.tag, str):
             continue
         text = element.text or ""
-        if element.tag in BOOLEAN_ELEMENTS and text not in ("true", "false"):
+        if element.tag in BOOLEAN_ELEMENTS and text.strip() not in ("true", "false", ""):
             problems.append(f"{element.tag} is {text!r}, booleans must be true or false")
         elif len(element) == 0 and text.lower() in ("true", "false") and text not in ("true", "false"):
             problems.append(f"{element.tag} is {text!r}, booleans must be lower-case true or false")
@@ -101,12 +82,46 @@ def check_sep_config(root: etree._Element) -> list[str]:
     return problems
 
 
+def _check_line_keys(keys: list[etree._Element]) -> list[str]:
+    problems: list[str] = []
+    buttons: set[str] = set()
+    for number, line in enumerate(keys, start=1):
+        button = line.get("button")
+        where = f"line button={button!r}" if button else f"line #{number}"
+        if not (button and button.strip().isdigit()):
+            problems.append(f"{where}: the button attribute must be a number")
+        elif button in buttons:
+            problems.append(f"{where}: button used twice")
+        buttons.add(button or "")
+        feature = _text(line.find("featureID")).strip() or str(FEATURE_LINE)
+        if not feature.isdigit():
+            problems.append(f"{where}: featureID is {feature!r}, must be a number")
+        elif feature == str(FEATURE_LINE):
+            for field in REQUIRED_LINE_FIELDS:
+                if line.find(field) is None:
+                    problems.append(f"{where}: required element {field} is missing")
+            if line.find("proxy") is not None and not _text(line.find("proxy")).strip():
+                problems.append(f"{where}: proxy is empty (USECALLMANAGER or a proxy address)")
+        elif feature in FEATURE_TARGETS and line.find(FEATURE_TARGETS[feature]) is None:
+            problems.append(f"{where}: featureID {feature} needs {FEATURE_TARGETS[feature]}")
+        for field in LIMITED_LINE_FIELDS:
+            text = _text(line.find(field))
+            if len(text) > MAX_LINE_FIELD:
+                problems.append(f"{where}: {field} is {len(text)} characters, the limit is {MAX_LINE_FIELD}")
+            if not text.isascii():
+                problems.append(f"{where}: {field} is not ASCII")
+    return problems
+
+
 def check_xml_default(root: etree._Element) -> list[str]:
-    problems = []
+    """XMLDefault.cnf.xml: a <Default> document. Real ones often name only the
+    server (9 of 10 real-world files have no sipPort: the phone uses 5060)."""
     if root.tag != "Default":
-        problems.append(f"root element is <{root.tag}>, must be <Default>")
-    for path in ("callManagerGroup/members/member/callManager/ports/sipPort",
-                 "callManagerGroup/members/member/callManager/processNodeName"):
-        if root.find(path) is None:
-            problems.append(f"required element {path} is missing")
+        return [f"root element is <{root.tag}>, must be <Default>"]
+    problems = []
+    members = root.findall("callManagerGroup/members/member")
+    for member in members:
+        if member.find("callManager/processNodeName") is None and member.find("callManager/name") is None:
+            problems.append(f"callManagerGroup member priority={member.get('priority')!r} names no server "
+                            "(processNodeName)")
     return problems

@@ -43,8 +43,8 @@ def test_bad_mac_is_named(bad):
 def test_good_inventory_parses_with_defaults():
     inventory = parse_inventory(one_phone())
     site = inventory.site
-    assert site.transport == "tcp" and site.context == "tf-phones"
-    assert site.pjsip_transport_name == "transport-tcp"
+    assert site.transport == "udp" and site.context == "tf-phones"
+    assert site.pjsip_transport_name == "transport-udp" and site.transport_code == 2
     assert site.cisco_time_zone == "Eastern Standard/Daylight Time"
     codes = site.feature_codes
     assert (codes.call_return, codes.block_on, codes.block_off, codes.block_status, codes.per_call_block) == (
@@ -89,7 +89,7 @@ def test_line_value_errors_name_phone_line_and_field(field, value, expected):
 
 
 @pytest.mark.parametrize(("label", "expected"), [
-    ("Front Desk", "label: the phone label must not contain spaces"),
+    (" Front", "label: leading or trailing spaces are not allowed in the phone label"),
     ("ThirteenChars", "label: 13 characters; the phone allows at most 12"),
     ("Café", "label: 'é' is not ASCII"),
 ])
@@ -101,9 +101,9 @@ def test_phone_label_rules(label, expected):
 
 
 def test_unknown_model_lists_known_ones():
-    [error] = errors_of(SITE + phone_toml("0019E8F490AD", model="7960",
+    [error] = errors_of(SITE + phone_toml("0019E8F490AD", model="7912",
                                           lines=[{"extension": "1001", "display_name": "A"}]))
-    assert error.startswith("phone #1 (mac 0019E8F490AD), model: Input should be '7911'")
+    assert error.startswith("phone #1 (mac 0019E8F490AD), model: Input should be '7906'")
     assert "'7961G-GE'" in error
 
 
@@ -162,8 +162,8 @@ def test_unknown_keys_are_errors():
 
 
 def test_unknown_firmware_model_and_bad_load():
-    errors = errors_of(SITE.replace('"7911" = "SIP11.9-4-2SR3-1S"', '"7960" = "P0S3-08"\n"7942" = "a b"'))
-    assert any(e.startswith("site.firmware.7960.[key]: Input should be '7911'") for e in errors), errors
+    errors = errors_of(SITE.replace('"7911" = "SIP11.9-4-2SR3-1S"', '"7912" = "P0S3-08"\n"7942" = "a b"'))
+    assert any(e.startswith("site.firmware.7912.[key]: Input should be '7906'") for e in errors), errors
     assert any(e.startswith("site.firmware.7942: 'a b' is not a load name") for e in errors), errors
 
 
@@ -228,7 +228,7 @@ def test_feature_codes_validated_and_distinct():
 
 def test_every_error_is_reported_at_once():
     text = SITE.replace("America/New_York", "Nowhere") + phone_toml(
-        "nope", model="7960", lines=[{"extension": "1001", "display_name": "B" * 40}])
+        "nope", model="7912", lines=[{"extension": "1001", "display_name": "B" * 40}])
     errors = errors_of(text)
     assert len(errors) == 4, errors
 

@@ -16,7 +16,7 @@ from telefeatures.provisioning.xml_checks import check_sep_config
 
 from .conftest import SITE, phone_toml
 
-TRICKY_PASSWORD = "a&b<c>d\"e'f;g]]>&amp;"  # XML and pjsip.conf specials, and a CDATA end
+TRICKY_PASSWORD = "a&b<c>d;]]>'"  # XML and pjsip.conf specials, and a CDATA end, in 12 characters
 LINES = [
     {"extension": "1001", "display_name": "Sales & Support", "password": TRICKY_PASSWORD},
     {"extension": "1002", "display_name": "O'Brien; Desk", "label": "Line <2>", "auth_user": "obrien-2"},
@@ -42,7 +42,7 @@ def parse(data: bytes) -> etree._Element:
 def test_sep_config_parses_and_follows_the_rules(inventory, passwords):
     renderer = ConfigRenderer()
     dialplan = renderer.render_dialplan(inventory.site)
-    data = renderer.render_sep_config(inventory.site, inventory.phones[0], passwords, dialplan)
+    data = renderer.render_sep_config(inventory, inventory.phones[0], passwords, dialplan)
     assert data.startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<device>')
     root = parse(data)
     assert check_sep_config(root) == []
@@ -56,7 +56,7 @@ def test_sep_config_parses_and_follows_the_rules(inventory, passwords):
     assert root.findtext("sipProfile/dialTemplate") == "dialplan.xml"
     assert root.findtext("sipProfile/phoneLabel") == "Reception"
     assert root.findtext("loadInformation") == "SIP41.9-4-2SR3-1S"
-    assert root.findtext("transportLayerProtocol") == "1"
+    assert root.findtext("transportLayerProtocol") == "2"
     assert re.fullmatch(r"[0-9a-f]{32}", root.findtext("versionStamp"))
     # The phone's own web server and SSH are off (vendorConfig: 1 = disabled).
     assert root.findtext("vendorConfig/webAccess") == "1"
@@ -77,29 +77,29 @@ def test_sep_config_parses_and_follows_the_rules(inventory, passwords):
 
 
 def test_password_with_xml_specials_round_trips(inventory, passwords):
-    data = ConfigRenderer().render_sep_config(inventory.site, inventory.phones[0], passwords)
+    data = ConfigRenderer().render_sep_config(inventory, inventory.phones[0], passwords)
     assert b"a&amp;b&lt;c&gt;d" in data  # escaped in the file, not raw
     assert parse(data).findtext("sipProfile/sipLines/line/authPassword") == TRICKY_PASSWORD
 
 
-@pytest.mark.parametrize(("transport", "code"), [("tcp", "1"), ("udp", "2"), ("tls", "3")])
+@pytest.mark.parametrize(("transport", "code"), [("tcp", "4"), ("udp", "2"), ("tls", "3")])
 def test_transport_layer_protocol(transport, code):
     site = SITE.replace('time_zone =', f'transport = "{transport}"\ntime_zone =')
     inventory = parse_inventory(site + phone_toml("0019E8F490AD", lines=[{"extension": "1001",
                                                                           "display_name": "A"}]))
-    data = ConfigRenderer().render_sep_config(inventory.site, inventory.phones[0], {"1001": "x" * 20})
+    data = ConfigRenderer().render_sep_config(inventory, inventory.phones[0], {"1001": "x" * 12})
     assert parse(data).findtext("transportLayerProtocol") == code
     assert inventory.site.pjsip_transport_name == f"transport-{transport}"
 
 
 def test_version_stamp_follows_content_only(inventory, passwords):
     renderer = ConfigRenderer()
-    site, phone = inventory.site, inventory.phones[0]
-    dialplan = renderer.render_dialplan(site)
-    first = renderer.render_sep_config(site, phone, passwords, dialplan)
-    assert renderer.render_sep_config(site, phone, passwords, dialplan) == first
-    changed = renderer.render_sep_config(site, phone, {**passwords, "1002": "another-password-1"}, dialplan)
-    new_dialplan = renderer.render_sep_config(site, phone, passwords, dialplan + b" ")
+    phone = inventory.phones[0]
+    dialplan = renderer.render_dialplan(inventory.site)
+    first = renderer.render_sep_config(inventory, phone, passwords, dialplan)
+    assert renderer.render_sep_config(inventory, phone, passwords, dialplan) == first
+    changed = renderer.render_sep_config(inventory, phone, {**passwords, "1002": "another-pw-1"}, dialplan)
+    new_dialplan = renderer.render_sep_config(inventory, phone, passwords, dialplan + b" ")
     stamps = {parse(d).findtext("versionStamp") for d in (first, changed, new_dialplan)}
     assert len(stamps) == 3
 
@@ -168,14 +168,15 @@ def test_pjsip_matches_phone_files(inventory, passwords):
     by_type = {(name, opts["type"]): opts for name, opts in sections}
     assert len(by_type) == len(sections) == 9
     for phone in inventory.phones:
-        root = parse(renderer.render_sep_config(inventory.site, phone, passwords))
+        root = parse(renderer.render_sep_config(inventory, phone, passwords))
         for line in root.findall("sipProfile/sipLines/line"):
             ext = line.findtext("name")
             endpoint = by_type[(ext, "endpoint")]
             assert endpoint == {
-                "type": "endpoint", "transport": "transport-tcp", "context": "tf-phones", "disallow": "all",
-                "allow": "ulaw", "auth": f"{ext}-auth", "aors": ext,
+                "type": "endpoint", "transport": "transport-udp", "context": "tf-phones", "disallow": "all",
+                "subscribe_context": "tf-hints", "allow": "ulaw", "auth": f"{ext}-auth", "aors": ext,
                 "callerid": f'"{line.findtext("displayName")}" <{ext}>', "send_pai": "yes",
+                "mailboxes": f"{ext}@default",
             }
             assert by_type[(ext, "aor")] == {"type": "aor", "max_contacts": "1", "remove_existing": "yes"}
             auth = by_type[(f"{ext}-auth", "auth")]
@@ -188,7 +189,7 @@ def test_pjsip_uses_site_context_and_transport():
     site = SITE.replace("[site.firmware]", 'context = "office-phones"\npjsip_transport = "tcp-lan"\n[site.firmware]')
     inventory = parse_inventory(site + phone_toml("0019E8F490AD", lines=[{"extension": "1001",
                                                                           "display_name": "A"}]))
-    sections = parse_pjsip(ConfigRenderer().render_pjsip(inventory, {"1001": "p" * 20}).decode())
+    sections = parse_pjsip(ConfigRenderer().render_pjsip(inventory, {"1001": "p" * 12}).decode())
     assert sections[0][1]["context"] == "office-phones" and sections[0][1]["transport"] == "tcp-lan"
 
 
@@ -196,7 +197,7 @@ def test_generated_passwords_are_strong_and_safe():
     seen = {generate_password() for _ in range(200)}
     assert len(seen) == 200
     for password in seen:
-        assert len(password) == LENGTH <= 30
+        assert len(password) == LENGTH == 12
         assert set(password) <= set(ALPHABET)
     assert not set(ALPHABET) & set("&<>\"';\\ 0O1lI")
 
@@ -213,19 +214,19 @@ def override(tmp_path: Path, name: str, replace: tuple[str, str]) -> Path:
 
 
 @pytest.mark.parametrize(("replace", "problem"), [
-    (("<featureID>9</featureID>", "<featureID>8</featureID>"), "featureID is '8', must be 9"),
-    (("<proxy>USECALLMANAGER</proxy>", "<proxy>USE_DEFAULT</proxy>"), "proxy is 'USE_DEFAULT'"),
-    (("<registerWithProxy>true</registerWithProxy>", "<registerWithProxy>True</registerWithProxy>"),
-     "registerWithProxy is 'True', must be true"),
-    (("<natEnabled>false</natEnabled>", "<natEnabled>0</natEnabled>"), "natEnabled is '0', booleans must be"),
-    (("<dialTemplate>dialplan.xml</dialTemplate>", ""), "required element sipProfile/dialTemplate is missing"),
-    (("<versionStamp>{{ version_stamp }}</versionStamp>", ""), "required element versionStamp is missing"),
-    (("<transportLayerProtocol>{{ site.transport_layer_protocol }}", "<transportLayerProtocol>4"),
-     "transportLayerProtocol is '4'"),
+    (("<featureID>9</featureID>", "<featureID>nine</featureID>"), "featureID is 'nine', must be a number"),
+    (("<proxy>USECALLMANAGER</proxy>", "<proxy></proxy>"), "proxy is empty"),
+    (("<authName>{{ line.auth_name }}</authName>", ""), "required element authName is missing"),
+    (("<registerWithProxy>{{ s.register_with_proxy|xbool }}", "<registerWithProxy>True"),
+     "registerWithProxy is 'True', booleans must be"),
+    (("<natEnabled>{{ s.nat_enabled|xbool }}", "<natEnabled>0"), "natEnabled is '0', booleans must be"),
+    (("<transportLayerProtocol>{{ site.transport_layer_protocol }}", "<transportLayerProtocol>5"),
+     "transportLayerProtocol is '5'"),
     (("<displayName>{{ line.display_name }}</displayName>",
       "<displayName>{{ line.display_name }} {{ line.display_name }}</displayName>"),
      "displayName is 31 characters, the limit is 30"),
-    (('<member priority="0">', '<member priority="1">'), 'no callManagerGroup member with priority="0"'),
+    (("<processNodeName>{{ address }}</processNodeName>", ""),
+     "required element devicePool/callManagerGroup/members/member/callManager/processNodeName is missing"),
     (("<contact>{{ line.extension }}</contact>", "<contact>{{ line.extension }}</contact><bogus>"),
      "template produced malformed XML"),
     (("{{ line.password }}", "{{ line.pasword }}"), "LineView object' has no attribute 'pasword'"),
@@ -235,17 +236,17 @@ def test_rule_violations_in_a_site_template_name_the_phone(tmp_path, replace, pr
     inventory = parse_inventory(SITE + phone_toml("0019E8F490AD", lines=[
         {"extension": "1001", "display_name": "Fifteen Chars!!"}]))
     with pytest.raises(RenderError) as info:
-        ConfigRenderer(directory).render_sep_config(inventory.site, inventory.phones[0], {"1001": "p" * 20})
+        ConfigRenderer(directory).render_sep_config(inventory, inventory.phones[0], {"1001": "p" * 12})
     assert info.value.what == "SEP0019E8F490AD.cnf.xml"
     assert any(problem in p for p in info.value.problems), info.value.problems
 
 
 def test_site_template_override_is_used(tmp_path):
-    directory = override(tmp_path, "SEP.cnf.xml.j2", ("<dtmfAvtPayload>101</dtmfAvtPayload>",
+    directory = override(tmp_path, "SEP.cnf.xml.j2", ("<dtmfAvtPayload>{{ s.dtmf_avt_payload }}</dtmfAvtPayload>",
                                                       "<dtmfAvtPayload>96</dtmfAvtPayload>"))
     inventory = parse_inventory(SITE + phone_toml("0019E8F490AD", lines=[{"extension": "1001",
                                                                           "display_name": "A"}]))
-    data = ConfigRenderer(directory).render_sep_config(inventory.site, inventory.phones[0], {"1001": "p" * 20})
+    data = ConfigRenderer(directory).render_sep_config(inventory, inventory.phones[0], {"1001": "p" * 12})
     assert parse(data).findtext("sipProfile/dtmfAvtPayload") == "96"
 
 
