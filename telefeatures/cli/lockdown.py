@@ -68,7 +68,7 @@ def rotate_passwords(inventory: Path, tftp_root: Path, pjsip_path: Path, macs: t
                 click.echo(f"skipped  {phone.mac_display} extension {line.extension}: its password is written "
                            "in the inventory; change it there", err=True)
                 continue
-            credentials.rotate(line.extension)
+            credentials.rotate(line.extension, inv.site.auth_password_max_length)
             rotated += 1
             if not told or told[-1] is not phone:
                 told.append(phone)

@@ -88,11 +88,11 @@ class CredentialStore:
             self.added.append(extension)
         return self.passwords[extension]
 
-    def rotate(self, extension: str) -> None:
+    def rotate(self, extension: str, length: int = LENGTH) -> None:
         """Replace ``extension``'s password with a new generated one (saved with
         the next ``save``; the old one works until Asterisk reloads PJSIP)."""
         old = self.passwords.get(extension)
-        while (new := generate_password()) == old:
+        while (new := generate_password(length)) == old:
             pass
         self.passwords[extension] = new
         self.added.append(extension)

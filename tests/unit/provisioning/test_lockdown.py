@@ -86,7 +86,7 @@ def test_rotate_passwords_rewrites_files_reloads_then_tells_only_the_chosen_phon
 
 def test_rotate_leaves_inventory_passwords_alone_and_fails_when_asterisk_is_not_reloaded(tmp_path):
     text = SITE + DHCP + phone(1, "10.20.0.11").replace('display_name = "User 1"\n',
-                                                         'display_name = "User 1"\npassword = "written-in-the-file"\n')
+                                                         'display_name = "User 1"\npassword = "written-in-f"\n')
     text += phone(2, "10.20.0.12")
     inventory, root, pjsip = write_site(tmp_path, text)
     with FakeAmi(endpoints={"1001", "1002"}, reload_ok=False) as ami:
@@ -95,5 +95,5 @@ def test_rotate_leaves_inventory_passwords_alone_and_fails_when_asterisk_is_not_
         assert not ami.actions_named("PJSIPNotify")  # nobody told to fetch what Asterisk does not know
     assert result.exit_code == 1
     assert "skipped  00:19:e8:f4:90:01 extension 1001: its password is written in the inventory" in result.output
-    assert line_password(root, 1) == "written-in-the-file"
+    assert line_password(root, 1) == "written-in-f"
     assert "reload res_pjsip.so" in result.output
