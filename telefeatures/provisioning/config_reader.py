@@ -356,9 +356,9 @@ def classify(path: Path) -> str | None:
     sipdefault, dialplan, xmldefault, or None."""
     name = path.name
     lowered = name.lower()
-    if lowered == "xmldefault.cnf.xml":
+    if lowered.endswith("xmldefault.cnf.xml"):
         return "xmldefault"
-    if lowered == SIP_DEFAULT_FILE.lower():
+    if lowered.endswith(SIP_DEFAULT_FILE.lower()):
         return "sipdefault"
     if lowered.endswith(".cnf.xml") or lowered.endswith(".cfg.xml"):
         return "sep"

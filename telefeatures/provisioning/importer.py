@@ -45,6 +45,7 @@ from .inventory import Inventory, InventoryError, Phone, Site, normalize_mac, pa
 from .render import ConfigRenderer
 
 MIN_SAFE_PASSWORD = 12
+MAX_PASSWORD = 30  # authPassword limit per usecallmanager
 # Firmware load name prefix -> (model with few buttons, model with many).
 LOAD_MODELS = {
     "SIP11": ("7911", "7911"), "SIP41": ("7941", "7961"), "SIP42": ("7942", "7962"),
@@ -189,6 +190,10 @@ def read_inputs(files: list[Path]) -> Inputs:
 
 def _knows(model: type, name: str) -> bool:
     return name in model.model_fields
+
+
+def _default(model: type, name: str) -> Any:
+    return model.model_fields[name].default
 
 
 def _template_problems(meaning: PhoneMeaning) -> list[str]:
@@ -425,6 +430,11 @@ def import_phones(
 
     if firmware:
         site_raw["firmware"] = dict(sorted(firmware.items()))
+    longest = min(max((len(pw) for pw in passwords.values()), default=0), MAX_PASSWORD)
+    if (not fixed_site and _knows(Site, "auth_password_max_length")
+            and longest > _default(Site, "auth_password_max_length")):
+        # The site's phones take passwords this long; keep the build from replacing them.
+        site_raw["auth_password_max_length"] = longest
     if not fixed_site and accepted:
         rules = extension_dial_rules([line["extension"] for item in accepted for line in item.phone["lines"]])
         if rules:

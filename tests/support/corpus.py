@@ -14,7 +14,7 @@ CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def corpus_dir() -> Path:
-    directory = Path(os.environ.get("TELEFEATURES_CISCO_CORPUS") or CHECKOUT.parent / "shared" / "cisco-corpus")
+    directory = Path(os.environ.get("TF_CISCO_CORPUS") or CHECKOUT.parent / "shared" / "cisco-corpus")
     if not (directory / "PROVENANCE.md").is_file():
         raise AssertionError(f"the Cisco corpus is missing: {directory}/PROVENANCE.md not found "
                              "(it belongs beside the checkout at ../shared/cisco-corpus/)")
