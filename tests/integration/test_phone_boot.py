@@ -34,7 +34,7 @@ from tests.support.ports import free_port
 from tests.support.redis_server import RedisProcess
 from tests.testbed.asterisk import Asterisk, choose_source, prepare, remove_run_dir
 from tests.testbed.services import KEY_PREFIX, FeatureServer, wait_for
-from tests.testbed.sipp import SippRunner
+from tests.testbed.sipp import AnsweringAgent, SippRunner
 
 TELEFEATURES = shutil.which("telefeatures", path=os.path.dirname(sys.executable)) or "telefeatures"
 UDHCPC_SCRIPT = Path(__file__).resolve().parents[1] / "support" / "udhcpc_record.sh"
@@ -297,11 +297,17 @@ def boot_all(site: PhoneSite) -> list[Booted]:
 # ----------------------------------------------------------------------------- the tests
 
 
-def test_ten_virtual_7961s_boot_register_and_dial(phone_site):
+@pytest.fixture(scope="module")
+def booted(phone_site):
+    """All ten phones powered on at once (the first test checks how that went)."""
     log_at = phone_site.feature_server.log_offset()
     started = time.monotonic()
-    booted = boot_all(phone_site)
-    elapsed = time.monotonic() - started
+    phones = boot_all(phone_site)
+    return phones, time.monotonic() - started, log_at
+
+
+def test_ten_virtual_7961s_boot_register_and_dial(phone_site, booted):
+    booted, elapsed, log_at = booted
     for phone, (name, _mac, ip, ext) in zip(booted, PHONES):
         assert phone.lease.ip == ip, f"{name}: leased {phone.lease.ip}, reserved {ip}"
         assert phone.lease.option_150 == [SERVER_IP] and phone.lease.option_66 == SERVER_IP
@@ -316,3 +322,87 @@ def test_ten_virtual_7961s_boot_register_and_dial(phone_site):
     for _name, _mac, _ip, ext in PHONES:
         assert any(f"route=cidblock/status ext={ext} status=OK" in s for s in sessions), ext
     print(f"\n{PHONE_COUNT} phones booted (DHCP, TFTP, REGISTER, *83) in {elapsed:.1f}s")
+
+
+def stolen_credentials(site: PhoneSite, index: int) -> Credentials:
+    """What a harvested SEP file would give away: read straight from the TFTP root."""
+    _name, mac, _ip, _ext = PHONES[index]
+    return credentials_from((site.tftp_root / ("SEP" + mac.replace(":", "").upper() + ".cnf.xml")).read_bytes())
+
+
+def register_from(site: PhoneSite, name: str, creds: Credentials, contact_ip: str | None = None):
+    """A REGISTER from ``name``'s namespace and address (Contact: ``contact_ip`` if given)."""
+    host = site.net.hosts[name]
+    with site.net.entered(host.netns):
+        port = free_port(socket.SOCK_DGRAM, host.ip)
+        result = site.sipp.register(creds.extension, port, auth_user=creds.auth_user, password=creds.password,
+                                    local_ip=host.ip, timeout=8)
+    return result
+
+
+def test_harvested_password_is_refused_from_any_other_address_and_the_log_says_so(phone_site, booted):
+    site = phone_site
+    lease = dhcp_lease(site, "x")  # the attacker plugs into the phone network and gets a dynamic address
+    assert lease.ip not in {ip for _n, _m, ip, _e in PHONES}
+    creds = stolen_credentials(site, 0)
+    log_at = site.asterisk.log_offset()
+
+    refused = register_from(site, "x", creds)
+    assert not refused.received("200"), refused.output
+    # Asterisk answers the authenticated REGISTER with another challenge, as for a
+    # wrong password: the attacker learns nothing, the log says why.
+    assert len(refused.received("401")) == 2, refused.output
+    with site.net.entered(site.net.hosts["x"].netns):
+        call = site.sipp.call(creds.extension, "*83", auth_user=creds.auth_user, password=creds.password,
+                              local_ip=lease.ip, timeout=10)
+    assert not call.answered, call.output
+    log = wait_for(lambda: (text := site.asterisk.log_since(log_at)).count("Not match Endpoint ACL") >= 2 and text,
+                   what="Asterisk's ACL refusals in its log")
+    assert f"SIP ACL: Rejecting '{lease.ip}'" in log
+    assert f"Request 'REGISTER' from '<sip:{creds.extension}@{SERVER_IP}>' failed for '{lease.ip}:" in log
+    assert f"Request 'INVITE' from '\"{creds.extension}\" <sip:{creds.extension}@{SERVER_IP}>' failed for " \
+           f"'{lease.ip}:" in log
+
+    # The real phone, from its reserved address, is unaffected.
+    contacts = site.asterisk.cli("pjsip show contacts")
+    assert f"{creds.extension}/sip:{creds.extension}@{PHONES[0][2]}:" in contacts
+    assert lease.ip not in contacts
+    again = boot_phone(site, PHONES[0][0], PHONES[0][1])
+    assert again.registered and again.answered, again.output
+
+
+def test_rotated_password_reaches_the_phone_and_the_old_one_stops_working(phone_site, booted):
+    site = phone_site
+    name, mac, ip, ext = PHONES[1]
+    host = site.net.hosts[name]
+    old = credentials_from(tftp_fetch(site, name, SERVER_IP, "SEP" + mac.replace(":", "").upper() + ".cnf.xml"))
+    with site.net.entered(host.netns):
+        listener = AnsweringAgent(ip, free_port(socket.SOCK_DGRAM, ip), site.work / f"{name}-notify.trace",
+                                  scenario="notify_uas.xml").start()
+    try:
+        with site.net.entered(host.netns):
+            registered = site.sipp.register(ext, listener.port, auth_user=old.auth_user, password=old.password,
+                                            local_ip=ip)
+        assert registered.received("200"), registered.output
+        pjsip = site.asterisk.run_dir / "etc" / "telefeatures-phones.conf"
+        rotated = site.cli_in_server("provision", "rotate-passwords", str(site.inventory), "--tftp-root",
+                                     str(site.tftp_root), "--pjsip", str(pjsip), "--phones", mac)
+        assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+        assert "reload res_pjsip.so: ok" in rotated.stdout
+        notify = wait_for(lambda: listener.received("NOTIFY"), what="the re-sync NOTIFY at the phone")[-1]
+        assert notify.header("Event") == "check-sync"
+    finally:
+        listener.stop()
+
+    # The phone re-syncs: it fetches its file again and finds a new password.
+    new = credentials_from(tftp_fetch(site, name, SERVER_IP, "SEP" + mac.replace(":", "").upper() + ".cnf.xml"))
+    assert new.password != old.password and new.extension == ext
+    log_at = site.asterisk.log_offset()
+    stale = register_from(site, name, old)
+    assert not stale.received("200"), stale.output
+    wait_for(lambda: f"failed for '{ip}:" in site.asterisk.log_since(log_at)
+             and "Failed to authenticate" in site.asterisk.log_since(log_at), what="the refusal in Asterisk's log")
+    fresh = register_from(site, name, new)
+    assert fresh.received("200"), fresh.output
+    # The other phones' passwords did not change.
+    assert stolen_credentials(site, 2).password == booted[0][2].credentials.password
