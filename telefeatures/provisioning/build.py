@@ -10,14 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .credentials import CredentialStore
-from .devices import XML_FORMAT
+from .devices import SIP_CNF_FORMAT
 from .files import fsync_directory, read_if_exists, write_atomic
 from .inventory import Inventory, Phone, phone_title
 from .render import ConfigRenderer, RenderError
 
-DIALPLAN_NAME = "dialplan.xml"
 XML_DEFAULT_NAME = "XMLDefault.cnf.xml"
-SEP_NAME = re.compile(r"SEP[0-9A-F]{12}\.cnf\.xml")
+SIP_DEFAULT_NAME = "SIPDefault.cnf"
+# Per-phone files: SEP<MAC>.cnf.xml (79x1 and later), SIP<MAC>.cnf (7940/7960).
+SEP_NAME = re.compile(r"SEP[0-9A-F]{12}\.cnf\.xml|SIP[0-9A-F]{12}\.cnf")
 TFTP_FILE_MODE = 0o644  # the TFTP server must read them
 PJSIP_FILE_MODE = 0o640  # holds passwords; give Asterisk's group read access
 
@@ -80,19 +81,25 @@ def plan_build(
     site = inventory.site
     try:
         dialplan = renderer.render_dialplan(site)
-        files.append(PlannedFile(tftp_root / DIALPLAN_NAME, dialplan, TFTP_FILE_MODE))
+        files.append(PlannedFile(tftp_root / site.dial_template, dialplan, TFTP_FILE_MODE))
     except RenderError as exc:
         raise BuildError(exc.lines()) from None
     try:
         files.append(PlannedFile(tftp_root / XML_DEFAULT_NAME, renderer.render_xml_default(site), TFTP_FILE_MODE))
     except RenderError as exc:
         errors += exc.lines()
-    for i, phone in enumerate(progress(inventory.phones)):
-        if phone.config_format != XML_FORMAT:
-            errors.append(f"{phone_title(phone, i)}: the {phone.model} configuration format is not written yet")
-            continue
+    if any(phone.config_format == SIP_CNF_FORMAT for phone in inventory.phones):
         try:
-            data = renderer.render_sep_config(inventory, phone, passwords, dialplan)
+            files.append(PlannedFile(tftp_root / SIP_DEFAULT_NAME, renderer.render_sip_default(inventory),
+                                     TFTP_FILE_MODE))
+        except RenderError as exc:
+            errors += exc.lines()
+    for i, phone in enumerate(progress(inventory.phones)):
+        try:
+            if phone.config_format == SIP_CNF_FORMAT:
+                data = renderer.render_sip_cnf(inventory, phone, passwords)
+            else:
+                data = renderer.render_sep_config(inventory, phone, passwords, dialplan)
         except RenderError as exc:
             errors += exc.lines(f"{phone_title(phone, i)}: ")
             continue

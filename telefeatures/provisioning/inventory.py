@@ -621,6 +621,9 @@ class Inventory(_Strict):
             return self._site_settings
         return PhoneSettings.model_validate({**self._site_settings.__dict__, **overrides})
 
+    def settings_for_site(self) -> PhoneSettings:
+        return self._site_settings
+
     @cached_property
     def _site_settings(self) -> PhoneSettings:
         return self.site.phone_settings()
@@ -725,6 +728,10 @@ def _cross_checks(inventory: Inventory) -> list[str]:
                 errors.append(f"{where}, extension: would not dial at once: {delay}; fix site.dial_rules")
     errors += reservation_errors(inventory.dhcp, [(phone_title(p, i), p.ip) for i, p in enumerate(inventory.phones)])
     for i, phone in enumerate(inventory.phones):
+        if phone.config_format == SIP_CNF_FORMAT and site.transport != "udp":
+            # The 7940/7960 SIP firmware registers over UDP; the endpoints would not match.
+            errors.append(f"{phone_title(phone, i)}, model: a {phone.model} registers over UDP, but "
+                          f"site.transport is {site.transport}")
         for n, key in enumerate(phone.buttons, start=1):
             if key.type == "blf" and key.extension not in seen_ext:
                 # Asterisk gets hints only for the inventory's extensions.

@@ -16,6 +16,7 @@ from lxml import etree
 from .devices import PHONE_MODELS
 from .dial_templates import check_dialplan
 from .inventory import Button, Inventory, Phone, PhoneSettings, Site
+from .sip_cnf import NTP_MODES, cnf_quote, sip_cnf_zone
 from .timezones import cisco_time_zone
 from .xml_checks import check_sep_config, check_xml_default
 
@@ -23,6 +24,8 @@ SEP_TEMPLATE = "SEP.cnf.xml.j2"
 DIALPLAN_TEMPLATE = "dialplan.xml.j2"
 XML_DEFAULT_TEMPLATE = "XMLDefault.cnf.xml.j2"
 PJSIP_TEMPLATE = "pjsip.conf.j2"
+SIP_CNF_TEMPLATE = "SIP.cnf.j2"
+SIP_DEFAULT_TEMPLATE = "SIPDefault.cnf.j2"
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
 
@@ -191,6 +194,7 @@ class ConfigRenderer:
         self.env.filters["conf"] = conf_value
         self.env.filters["xbool"] = xml_bool
         self.env.filters["pjsip_codecs"] = pjsip_codecs
+        self.env.filters["q"] = cnf_quote
 
     def _render(self, name: str, what: str, **context: Any) -> str:
         try:
@@ -243,6 +247,47 @@ class ConfigRenderer:
         if problems:
             raise RenderError("XMLDefault.cnf.xml", problems)
         return _serialize(root)
+
+    def _sip_cnf_context(self, site: Site, settings: PhoneSettings, first_line: LineView | None) -> dict[str, Any]:
+        """What the 7940/7960 key: value files need beyond the settings."""
+        try:
+            zone, dst = sip_cnf_zone(cisco_time_zone(settings.time_zone))
+        except ValueError as exc:
+            raise RenderError("time_zone", [str(exc)]) from None
+        date = settings.date_format
+        cnf = {
+            "sntp_mode": NTP_MODES[settings.ntp_mode],
+            "date_format": date.rstrip("aA"),
+            "time_format_24hr": 0 if date[-1] in "aA" else 1,
+            "dial_template": site.dial_template.removesuffix(".xml"),
+            # One Messages key and one call-waiting switch per phone: line 1's.
+            "messages_uri": first_line.messages_number if first_line else settings.messages_number,
+            "call_waiting": first_line.call_waiting if first_line else settings.call_waiting,
+        }
+        return {"site": site_view(site) | {"tftp_cfg_dir": site.tftp_cfg_dir}, "s": settings, "zone": zone,
+                "dst": dst, "cnf": cnf}
+
+    def render_sip_default(self, inventory: Inventory) -> bytes:
+        """SIPDefault.cnf: the site's settings for the 7940/7960."""
+        site = inventory.site
+        try:
+            context = self._sip_cnf_context(site, inventory.settings_for_site(), None)
+        except RenderError as exc:
+            raise RenderError("SIPDefault.cnf", exc.problems) from None
+        return self._render(SIP_DEFAULT_TEMPLATE, "SIPDefault.cnf", **context).encode("ascii")
+
+    def render_sip_cnf(self, inventory: Inventory, phone: Phone, passwords: dict[str, str]) -> bytes:
+        """SIP<MAC>.cnf: one 7940/7960's lines, firmware and settings."""
+        site = inventory.site
+        settings = inventory.settings_for(phone)
+        view = phone_view(site, settings, phone, passwords)
+        try:
+            context = self._sip_cnf_context(site, settings, view.lines[0])
+        except RenderError as exc:
+            raise RenderError(phone.config_name, exc.problems) from None
+        return self._render(SIP_CNF_TEMPLATE, phone.config_name, phone=view, lines=view.lines,
+                            load_information=load_information(site, settings, phone.model),
+                            **context).encode("ascii")
 
     def render_pjsip(self, inventory: Inventory, passwords: dict[str, str]) -> bytes:
         site = inventory.site
