@@ -42,6 +42,7 @@ from .credentials import CredentialStore
 from .devices import PHONE_MODELS
 from .dial_templates import dialplan_problems
 from .inventory import Inventory, InventoryError, Phone, Site, normalize_mac, parse_inventory
+from .import_settings import convert, failover_addresses, line_settings, phone_settings
 from .render import ConfigRenderer
 
 MIN_SAFE_PASSWORD = 12
@@ -250,13 +251,28 @@ def _site_values(meaning: PhoneMeaning) -> dict[str, Any]:
     for key in ("start_media_port", "stop_media_port"):
         if getattr(meaning, key).isdigit():
             values[key] = int(getattr(meaning, key))
+    values.update(phone_settings(meaning, Site))
+    if meaning.kind == "sep":
+        failover = [a for a in failover_addresses(meaning) if a != meaning.proxy]
+        if failover and convert(Site, "failover_addresses", list, failover)[0]:
+            values["failover_addresses"] = failover
+        dial_template = meaning.settings.get("sipProfile/dialTemplate", ("", None))[0]
+        if convert(Site, "dial_template", str, dial_template)[0]:
+            values["dial_template"] = dial_template
+    if meaning.lines:  # the first line's per-line settings are the defaults
+        values.update(line_settings(meaning, meaning.lines[0].button, Site))
     return {key: value for key, value in values.items() if _knows(Site, key)}
 
 
+# Site keys a phone cannot override: a phone that differs in one it is
+# compared on is refused (one inventory is one site), in another it is reported.
 SITE_ONLY = ("asterisk_address", "sip_port", "transport", "transport_layer_protocol")
+SITE_ONLY_REPORTED = ("failover_addresses", "dial_template")
+LINE_KEYS = ("call_waiting", "message_waiting_lamp_policy", "messages_number")  # set on each line
 
 
-def _line_values(line: Any, site_messages: str | None) -> tuple[dict[str, Any], list[str]]:
+def _line_values(line: Any, site_messages: str | None, meaning: PhoneMeaning,
+                 site_raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     from .inventory import Line
 
     values: dict[str, Any] = {"extension": line.extension, "display_name": line.display_name or line.extension}
@@ -267,6 +283,9 @@ def _line_values(line: Any, site_messages: str | None) -> tuple[dict[str, Any], 
         values["auth_user"] = line.auth_user
     if _knows(Line, "messages_number") and line.messages_number != site_messages:
         values["messages_number"] = line.messages_number
+    for key, value in line_settings(meaning, line.button, Line).items():
+        if value != site_raw.get(key, _default(Site, key)):
+            values[key] = value
     return values, missing
 
 
@@ -393,13 +412,30 @@ def import_phones(
     for source, phone_info in candidates:
         meaning = source.meaning
         reasons: list[str] = []
+        notes_site: list[str] = []
         overrides: dict[str, Any] = {}
-        for key, value in phone_info["values"].items():
-            if site_raw.get(key) == value:
+        mine = phone_info["values"]
+        for key in sorted(set(mine) | set(site_raw)):
+            if key not in mine:
+                if key in SITE_ONLY + SITE_ONLY_REPORTED or not _knows(Phone, key) or key in LINE_KEYS:
+                    continue
+                default = _default(Site, key)
+                if site_raw[key] == default:
+                    continue
+                if default is None:
+                    notes_site.append(f"{key}: the file has none, but the site's {site_raw[key]!r} applies to this "
+                                      "phone too (a phone cannot switch it off)")
+                    continue
+                value = default
+            else:
+                value = mine[key]
+            if site_raw.get(key) == value or key in LINE_KEYS:
                 continue
-            if key in SITE_ONLY or not _knows(Phone, key):
+            if key in SITE_ONLY:
                 reasons.append(f"{key} is {value!r} but the site's is {site_raw.get(key)!r}; one inventory is "
                                "one site (import it separately)")
+            elif key in SITE_ONLY_REPORTED or not _knows(Phone, key):
+                notes_site.append(f"{key} is {value!r} here but the site's is {site_raw.get(key)!r}")
             else:
                 overrides[key] = value
         phone: dict[str, Any] = {"mac": phone_info["mac"], "model": phone_info["model"]}
@@ -408,7 +444,7 @@ def import_phones(
         phone.update(overrides)
         lines = []
         for line in meaning.lines:
-            values, line_missing = _line_values(line, site_raw.get("messages_number"))
+            values, line_missing = _line_values(line, site_raw.get("messages_number"), meaning, site_raw)
             reasons += line_missing
             lines.append(values)
         phone["lines"] = lines
@@ -424,7 +460,7 @@ def import_phones(
         guessed = [] if model else [f"model {phone_info['model']} guessed from loadInformation {meaning.load!r} "
                                     f"and {len(meaning.lines) + len(meaning.keys)} button(s); give --model "
                                     "if it is another of the same firmware family"]
-        accepted.append(Imported(source, phone, guessed))
+        accepted.append(Imported(source, phone, guessed + notes_site))
         for line in meaning.lines:
             passwords[line.extension] = line.password
 

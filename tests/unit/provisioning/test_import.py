@@ -259,3 +259,111 @@ def test_lint_reports_file_and_line_and_fails(tmp_path):
     assert any(line.startswith(f"{broken}:3: not well-formed XML") for line in lines), lines
     assert f"{template}:2: template placeholder '###PASSWORD###' left in the file" in lines
     assert not any(line.startswith(str(good)) for line in lines)
+
+
+RICH_FILE = """\
+<device>
+  <devicePool>
+    <dateTimeSetting>
+      <dateTemplate>D/M/YA</dateTemplate>
+      <timeZone>GMT Standard/Daylight Time</timeZone>
+      <ntps><ntp><name>time.example.net</name><ntpMode>Unicast</ntpMode></ntp></ntps>
+    </dateTimeSetting>
+    <callManagerGroup><members>
+      <member priority="0"><callManager><ports><sipPort>5160</sipPort></ports>
+        <processNodeName>pbx.example.net</processNodeName></callManager></member>
+      <member priority="1"><callManager><ports><sipPort>5160</sipPort></ports>
+        <processNodeName>pbx2.example.net</processNodeName></callManager></member>
+    </members></callManagerGroup>
+  </devicePool>
+  <sipProfile>
+    <sipProxies><backupProxy>192.0.2.20</backupProxy><backupProxyPort>5061</backupProxyPort>
+      <registerWithProxy>true</registerWithProxy></sipProxies>
+    <sipCallFeatures><cnfJoinEnabled>false</cnfJoinEnabled><callerIdBlocking>0</callerIdBlocking>
+      <dndControl>1</dndControl></sipCallFeatures>
+    <sipStack><timerT1>600</timerT1><remotePartyID>false</remotePartyID></sipStack>
+    <preferredCodec>g722</preferredCodec>
+    <phoneLabel>Office</phoneLabel>
+    <startMediaPort>10000</startMediaPort><stopMediaPort>20000</stopMediaPort>
+    <natEnabled>true</natEnabled><natAddress>203.0.113.7</natAddress>
+    <sipLines>
+      <line button="1"><featureID>9</featureID><featureLabel>Sales</featureLabel><proxy>USECALLMANAGER</proxy>
+        <port>5160</port><name>2101</name><displayName>Sales desk</displayName><callWaiting>1</callWaiting>
+        <authName>sales</authName><authPassword>s3cret-sales-42</authPassword>
+        <messagesNumber>*98</messagesNumber><contact>2101</contact></line>
+      <line button="2"><featureID>9</featureID><featureLabel>Support</featureLabel><proxy>USECALLMANAGER</proxy>
+        <port>5160</port><name>2102</name><displayName>Support</displayName><callWaiting>3</callWaiting>
+        <authName>2102</authName><authPassword>s3cret-support</authPassword>
+        <messagesNumber>*97</messagesNumber><contact>2102</contact></line>
+      <line button="3"><featureID>21</featureID><featureLabel>Boss</featureLabel>
+        <speedDialNumber>2102</speedDialNumber><featureOptionMask>1</featureOptionMask></line>
+      <line button="4"><featureID>2</featureID><featureLabel>Mobile</featureLabel>
+        <speedDialNumber>0044700900123</speedDialNumber></line>
+      <line button="5"><featureID>20</featureID><featureLabel>Menu</featureLabel>
+        <serviceURI>http://192.0.2.5/menu.xml</serviceURI></line>
+    </sipLines>
+  </sipProfile>
+  <loadInformation>SIP42.9-4-2SR3-1S</loadInformation>
+  <vendorConfig><webAccess>0</webAccess><pcPort>1</pcPort></vendorConfig>
+  <userLocale><name>English_United_Kingdom</name><langCode>en_GB</langCode></userLocale>
+  <directoryURL>http://192.0.2.5/dir.xml</directoryURL>
+  <transportLayerProtocol>4</transportLayerProtocol>
+</device>
+"""
+
+
+def test_every_setting_maps_onto_its_inventory_key(tmp_path):
+    path = tmp_path / "SEP0019E8F490C0.cnf.xml"
+    path.write_text(RICH_FILE)
+    output = tmp_path / "site.toml"
+    result = run("provision", "import", str(path), "-o", str(output))
+    assert result.exit_code == 0, result.output
+    inventory = load_inventory(output)
+    site, [phone] = inventory.site, inventory.phones
+    assert (site.asterisk_address, site.sip_port, site.failover_addresses) == (
+        "pbx.example.net", 5160, ["pbx2.example.net"])
+    assert (site.transport, site.transport_layer_protocol) == ("tcp", 4)  # 4 kept as written
+    assert (site.time_zone, site.date_format, site.ntp_server) == (
+        "GMT Standard/Daylight Time", "D/M/YA", "time.example.net")
+    assert (site.nat_enabled, site.nat_address, site.start_media_port, site.stop_media_port) == (
+        True, "203.0.113.7", 10000, 20000)
+    assert (site.backup_proxy, site.backup_proxy_port, site.cnf_join_enabled, site.caller_id_blocking,
+            site.dnd_control, site.timer_t1, site.remote_party_id, site.preferred_codec) == (
+        "192.0.2.20", 5061, False, 0, 1, 600, False, "g722")
+    assert (site.phone_web_access, site.vendor_config, site.user_locale, site.user_locale_lang_code,
+            site.directory_url) == (True, {"pcPort": "1"}, "English_United_Kingdom", "en_GB",
+                                    "http://192.0.2.5/dir.xml")
+    assert (site.messages_number, site.call_waiting) == ("*98", 1)  # the first line's are the defaults
+    assert (phone.model, phone.label) == ("7962", "Office")  # SIP42 with 5 buttons: the 6-button model
+    sales, support = phone.lines
+    assert (sales.extension, sales.display_name, sales.label, sales.auth_user, sales.password) == (
+        "2101", "Sales desk", "Sales", "sales", None)  # the password is in the secrets file
+    assert (support.messages_number, support.call_waiting) == ("*97", 3)  # line overrides
+    assert [(b.type, b.button, b.label, b.target) for b in phone.buttons] == [
+        ("blf", 3, "Boss", "2102"), ("speed_dial", 4, "Mobile", "0044700900123"),
+        ("service", 5, "Menu", "http://192.0.2.5/menu.xml")]
+    secrets = json.loads((tmp_path / "site.secrets.json").read_text())["passwords"]
+    assert secrets == {"2101": "s3cret-sales-42", "2102": "s3cret-support"}
+
+
+def test_phones_of_one_site_share_its_defaults_and_keep_their_own_values(tmp_path):
+    first = tmp_path / "SEP0019E8F490C0.cnf.xml"
+    first.write_text(RICH_FILE)
+    second = tmp_path / "SEP0019E8F490C1.cnf.xml"
+    second.write_text(RICH_FILE.replace("2101", "2201").replace("2102", "2202").replace("D/M/YA", "D.M.Y")
+                      .replace("<timerT1>600</timerT1>", "").replace("<backupProxy>192.0.2.20</backupProxy>"
+                                                                    "<backupProxyPort>5061</backupProxyPort>", ""))
+    other_site = tmp_path / "SEP0019E8F490C2.cnf.xml"
+    other_site.write_text(RICH_FILE.replace("pbx.example.net", "pbx.elsewhere.net").replace("21", "23"))
+    output = tmp_path / "site.toml"
+    result = run("provision", "import", str(first), str(second), str(other_site), "-o", str(output), "--partial")
+    assert result.exit_code == 0, result.output
+    assert "asterisk_address is 'pbx.elsewhere.net' but the site's is 'pbx.example.net'; one inventory is one " \
+           "site" in result.output
+    inventory = load_inventory(output)
+    a, b = inventory.phones
+    settings_b = inventory.settings_for(b)
+    assert inventory.settings_for(a).date_format == "D/M/YA" and settings_b.date_format == "D.M.Y"
+    assert settings_b.timer_t1 == 500  # left out of its file: the default, not the first phone's 600
+    # A backup proxy the second file does not have cannot be switched off per phone: reported, not hidden.
+    assert "backup_proxy: the file has none, but the site's '192.0.2.20' applies to this phone too" in result.output

@@ -1,0 +1,158 @@
+"""Which inventory key each SEP<MAC>.cnf.xml element sets, for the import.
+
+Only elements the build writes from an inventory key are listed; the value
+is converted and validated by that key's own rules, and a value the inventory
+would refuse is left out (the import reports it as not carried over) instead
+of refusing the phone over a setting outside the compared meaning.
+Passwords other than the lines' (``phonePassword``, ``sshPassword``) and the
+SSH login are not imported: an inventory is often kept in version control.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from typing import Annotated, Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from .config_reader import PhoneMeaning
+
+
+def _bool(text: str) -> bool:
+    if text not in ("true", "false"):
+        raise ValueError(text)
+    return text == "true"
+
+
+def _inverted(text: str) -> bool:
+    """vendorConfig flags: 0 = enabled, 1 = disabled."""
+    if text not in ("0", "1"):
+        raise ValueError(text)
+    return text == "0"
+
+
+# element path (as config_reader names it) -> (inventory key, converter)
+PHONE_ELEMENTS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "devicePool/dateTimeSetting/ntps/ntp/ntpMode": ("ntp_mode", str),
+    "sipProfile/sipProxies/registerWithProxy": ("register_with_proxy", _bool),
+    "sipProfile/sipProxies/backupProxy": ("backup_proxy", str),
+    "sipProfile/sipProxies/backupProxyPort": ("backup_proxy_port", int),
+    "sipProfile/sipProxies/emergencyProxy": ("emergency_proxy", str),
+    "sipProfile/sipProxies/emergencyProxyPort": ("emergency_proxy_port", int),
+    "sipProfile/sipProxies/outboundProxy": ("outbound_proxy", str),
+    "sipProfile/sipProxies/outboundProxyPort": ("outbound_proxy_port", int),
+    "sipProfile/sipStack/timerRegisterExpires": ("timer_register_expires", int),
+    "sipProfile/sipStack/timerT1": ("timer_t1", int),
+    "sipProfile/sipStack/timerT2": ("timer_t2", int),
+    "sipProfile/sipStack/sipRetx": ("sip_retx", int),
+    "sipProfile/sipStack/sipInviteRetx": ("sip_invite_retx", int),
+    "sipProfile/sipStack/timerInviteExpires": ("timer_invite_expires", int),
+    "sipProfile/sipStack/remotePartyID": ("remote_party_id", _bool),
+    "sipProfile/sipCallFeatures/cnfJoinEnabled": ("cnf_join_enabled", _bool),
+    "sipProfile/sipCallFeatures/semiAttendedTransfer": ("semi_attended_transfer", _bool),
+    "sipProfile/sipCallFeatures/rfc2543Hold": ("rfc2543_hold", _bool),
+    "sipProfile/sipCallFeatures/callHoldRingback": ("call_hold_ringback", int),
+    "sipProfile/sipCallFeatures/localCfwdEnable": ("local_cfwd_enable", _bool),
+    "sipProfile/sipCallFeatures/remoteCcEnable": ("remote_cc_enable", _bool),
+    "sipProfile/sipCallFeatures/callerIdBlocking": ("caller_id_blocking", int),
+    "sipProfile/sipCallFeatures/anonymousCallBlock": ("anonymous_call_block", int),
+    "sipProfile/sipCallFeatures/dndControl": ("dnd_control", int),
+    "sipProfile/voipControlPort": ("voip_control_port", int),
+    "sipProfile/preferredCodec": ("preferred_codec", str),
+    "sipProfile/dscpForAudio": ("dscp_for_audio", int),
+    "sipProfile/enableVad": ("enable_vad", _bool),
+    "sipProfile/dtmfOutofBand": ("dtmf_out_of_band", str),
+    "sipProfile/dtmfDbLevel": ("dtmf_db_level", int),
+    "sipProfile/dtmfAvtPayload": ("dtmf_avt_payload", int),
+    "sipProfile/transferOnhookEnabled": ("transfer_onhook_enabled", _bool),
+    "sipProfile/stutterMsgWaiting": ("stutter_msg_waiting", int),
+    "sipProfile/callStats": ("call_stats", _bool),
+    "sipProfile/kpml": ("kpml", int),
+    "commonProfile/backgroundImageAccess": ("background_image_access", _bool),
+    "commonProfile/callLogBlfEnabled": ("call_log_blf_enabled", int),
+    "vendorConfig/webAccess": ("phone_web_access", _inverted),
+    "servicesURL": ("services_url", str),
+    "directoryURL": ("directory_url", str),
+    "idleURL": ("idle_url", str),
+    "idleTimeout": ("idle_timeout", int),
+    "informationURL": ("information_url", str),
+    "authenticationURL": ("authentication_url", str),
+    "messagesURL": ("messages_url", str),
+    "proxyServerURL": ("proxy_server_url", str),
+    "userLocale/name": ("user_locale", str),
+    "userLocale/langCode": ("user_locale_lang_code", str),
+    "userLocale/winCharSet": ("user_locale_win_charset", str),
+    "networkLocale": ("network_locale", str),
+}
+# Per line (sipProfile/sipLines/line[button=N]/<element>).
+LINE_ELEMENTS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "callWaiting": ("call_waiting", int),
+    "messageWaitingLampPolicy": ("message_waiting_lamp_policy", int),
+}
+# vendorConfig children the build writes from their own keys (or never writes).
+VENDOR_OWN_KEYS = frozenset({"webAccess", "sshAccess", "sshUserId", "sshPassword"})
+
+
+@cache
+def _adapter(model: type, key: str) -> TypeAdapter[Any]:
+    info = model.model_fields[key]
+    if not info.metadata:
+        return TypeAdapter(info.annotation)
+    return TypeAdapter(Annotated[(info.annotation, *info.metadata)])  # type: ignore[misc]
+
+
+def convert(model: type, key: str, converter: Callable[[str], Any], text: str) -> tuple[bool, Any]:
+    """(True, value) if ``text`` is a value ``model.key`` accepts, else (False, None)."""
+    if key not in model.model_fields or text == "":
+        return False, None
+    try:
+        value = converter(text)
+        _adapter(model, key).validate_python(value, strict=True)
+    except (ValueError, ValidationError, TypeError):
+        return False, None
+    return True, value
+
+
+def phone_settings(meaning: PhoneMeaning, model: type) -> dict[str, Any]:
+    """The inventory keys ``meaning``'s file sets, where the inventory takes the value."""
+    values: dict[str, Any] = {}
+    for path, (key, converter) in PHONE_ELEMENTS.items():
+        if path in meaning.settings:
+            ok, value = convert(model, key, converter, meaning.settings[path][0])
+            if ok:
+                values[key] = value
+    vendor = {}
+    for path, (text, _) in meaning.settings.items():
+        name = path.removeprefix("vendorConfig/")
+        if path.startswith("vendorConfig/") and "/" not in name and name not in VENDOR_OWN_KEYS and text:
+            vendor[name] = text
+    if vendor:
+        ok, _ = convert(model, "vendor_config", dict, vendor) if "vendor_config" in model.model_fields else (False, 0)
+        if ok:
+            values["vendor_config"] = vendor
+    return values
+
+
+def line_settings(meaning: PhoneMeaning, button: int, model: type) -> dict[str, Any]:
+    values = {}
+    for element, (key, converter) in LINE_ELEMENTS.items():
+        found = meaning.settings.get(f"sipProfile/sipLines/line[button={button}]/{element}")
+        if found:
+            ok, value = convert(model, key, converter, found[0])
+            if ok:
+                values[key] = value
+    return values
+
+
+def failover_addresses(meaning: PhoneMeaning) -> list[str]:
+    """The callManagerGroup members after the first, in priority order."""
+    members = []
+    for path, (text, _) in meaning.settings.items():
+        if path.startswith("devicePool/callManagerGroup/members/member[priority=") and \
+                path.endswith("/callManager/processNodeName") and text:
+            priority = path.split("[priority=", 1)[1].split("]", 1)[0]
+            if priority.isdigit():
+                members.append((int(priority), text))
+    members.sort()
+    return [text for _, text in members[1:]]
