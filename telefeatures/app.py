@@ -19,7 +19,7 @@ from .features.cidblock import CallerIdBlocking
 from .features.inbound import RecordInbound
 from .features.outbound import OutboundPolicy
 from .state.repository import StateRepository, StateUnavailable
-from .state.schema import valid_extension
+from .state.schema import valid_extension, valid_tenant
 
 Handler = Callable[[Call], Awaitable[Outcome]]
 
@@ -83,14 +83,32 @@ def extension_of(request: AgiRequest) -> str | None:
     return endpoint if dash and valid_extension(endpoint) else None
 
 
+class BadTenant(ValueError):
+    """The dialplan passed a tenant name that is not valid."""
+
+
+def tenant_of(request: AgiRequest) -> str | None:
+    """The tenant of this call: the ``tenant`` parameter of the AGI script
+    (``agi://host/route?tenant=${TF_TENANT}``, from the dialplan and the
+    endpoint's ``set_var=TF_TENANT=...``), None when absent or empty. Never
+    from caller data. Raises :class:`BadTenant` for an invalid name."""
+    tenant = request.query.get("tenant", "")
+    if not tenant:
+        return None
+    if not valid_tenant(tenant):
+        raise BadTenant(tenant)
+    return tenant
+
+
 @dataclass(frozen=True, slots=True)
 class RoutedCall:
     """A session as the app described it: its route (None: unknown) and the
-    extension it acts for, worked out once from the header."""
+    tenant and extension it acts for, worked out once from the header."""
 
     route: Route | None
     handler: Handler | None
     extension: str | None
+    tenant: str | None = None
 
     @property
     def route_label(self) -> str:
@@ -115,7 +133,13 @@ class FeatureApp:
         entry = self.routes.get(route)
         if entry is None:
             return RoutedCall(None, None, None)
-        return RoutedCall(entry[0], entry[1], extension_of(request))
+        try:
+            tenant = tenant_of(request)
+        except BadTenant:
+            # Treated like an unusable extension: the feature answers with its
+            # error (outbound: the on_state_error presentation).
+            return RoutedCall(entry[0], entry[1], None)
+        return RoutedCall(entry[0], entry[1], extension_of(request), tenant)
 
     async def handle(self, channel: Channel, call: RoutedCall) -> Outcome:
         """Run the described route on ``channel`` and publish its outcome.
@@ -137,7 +161,7 @@ class FeatureApp:
                 await play(channel, self.settings.prompts.error)
             return Outcome(route.bad_arguments, "bad-arguments")
         try:
-            return await call.handler(Call(channel, call.extension, request.args[1:]))
+            return await call.handler(Call(channel, call.extension, request.args[1:], call.tenant))
         except StateUnavailable:
             # Features handle state errors themselves; this is the net under them.
             await play(channel, self.settings.prompts.error)

@@ -81,25 +81,27 @@ def plan_import(
     return plan
 
 
-async def apply_import(plan: ImportPlan, repo: StateRepository, overwrite: bool) -> tuple[int, int]:
-    """Write the plan. Without ``overwrite``, an extension that already has any
-    telefeatures state is left alone: it has been used since the move, and a
-    second import must not undo a *81/*82 or replace a newer caller."""
+async def apply_import(plan: ImportPlan, repo: StateRepository, overwrite: bool,
+                       tenant: str | None = None) -> tuple[int, int]:
+    """Write the plan (for the extensions of ``tenant``). Without ``overwrite``,
+    an extension that already has any telefeatures state is left alone: it has
+    been used since the move, and a second import must not undo a *81/*82 or
+    replace a newer caller."""
     exts = sorted(set(plan.blocks) | set(plan.callers))
-    used = set() if overwrite else {e for e in exts if await repo.has_state(e)}
+    used = set() if overwrite else {e for e in exts if await repo.has_state(e, tenant)}
     why = "Redis already has state for this extension (use --overwrite)"
     blocks = callers = 0
     for ext, (key, blocked) in sorted(plan.blocks.items()):
         if ext in used:
             plan.skipped.append((key, "1" if blocked else "0", why))
             continue
-        await repo.set_blocked(ext, blocked)
+        await repo.set_blocked(ext, blocked, tenant)
         blocks += 1
     for ext, (key, record) in sorted(plan.callers.items()):
         if ext in used:
             plan.skipped.append((key, record.number, why))
             continue
-        await repo.record_caller(ext, record)
+        await repo.record_caller(ext, record, tenant)
         callers += 1
     return blocks, callers
 

@@ -9,7 +9,8 @@ from socketserver import ThreadingMixIn
 
 from prometheus_client import Counter, Gauge, Histogram, make_wsgi_app
 
-SESSIONS = Counter("telefeatures_sessions_total", "AGI sessions by route and outcome", ["route", "status"])
+SESSIONS = Counter("telefeatures_sessions_total", "AGI sessions by tenant, route and outcome",
+                   ["tenant", "route", "status"])
 SESSION_SECONDS = Histogram(
     "telefeatures_session_seconds",
     "AGI session duration",
@@ -20,17 +21,18 @@ ACTIVE = Gauge("telefeatures_active_sessions", "AGI sessions in progress")
 REDIS_ERRORS = Counter("telefeatures_redis_errors_total", "Redis operations that failed")
 REJECTED = Counter("telefeatures_rejected_connections_total", "Connections closed at once", ["reason"])
 
-# (route, status) -> the labelled SESSIONS and SESSION_SECONDS children; both
-# labels come from short fixed lists, so this stays small.
-_session_children: dict[tuple[str, str], tuple] = {}
+# (tenant, route, status) -> the labelled SESSIONS and SESSION_SECONDS children;
+# route and status come from short fixed lists, tenants from the dialplan
+# (validated names the administrator chose), so this stays small.
+_session_children: dict[tuple[str, str, str], tuple] = {}
 
 
-def session_finished(route: str, status: str, seconds: float) -> None:
-    """Count one finished AGI session and observe its duration."""
-    children = _session_children.get((route, status))
+def session_finished(route: str, status: str, seconds: float, tenant: str = "") -> None:
+    """Count one finished AGI session of ``tenant`` ("" = none) and observe its duration."""
+    children = _session_children.get((tenant, route, status))
     if children is None:
-        children = (SESSIONS.labels(route, status), SESSION_SECONDS.labels(route))
-        _session_children[(route, status)] = children
+        children = (SESSIONS.labels(tenant, route, status), SESSION_SECONDS.labels(route))
+        _session_children[(tenant, route, status)] = children
     children[0].inc()
     children[1].observe(seconds)
 

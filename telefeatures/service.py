@@ -34,6 +34,8 @@ async def watch_redis(backend: StateBackend, health: metrics.Health) -> None:
     while True:
         await asyncio.sleep(HEALTH_INTERVAL)
         ok = await backend.ping()
+        if ok:
+            await backend.check_schema()
         if ok != health.redis_ok:
             (log.info if ok else log.warning)("Redis is %s", "reachable" if ok else "NOT reachable")
         health.redis_ok = ok
@@ -43,6 +45,8 @@ async def start(settings: Settings) -> tuple[FastAgiServer, StateBackend, asynci
     backend = StateBackend.from_settings(settings)
     health = metrics.Health()
     health.redis_ok = await backend.ping()
+    if health.redis_ok:
+        await backend.check_schema()
     if not health.redis_ok:
         # Keep going: outbound calls still get their presentation (on_state_error)
         # and feature codes answer with the error prompt until Redis is back.

@@ -120,9 +120,11 @@ class ClassicConnection:
 
 
 def split_route(request: AgiRequest) -> tuple[str, AgiRequest]:
-    """Classic AGI passes the route as the first argument; shift it off."""
-    route = request.args[0] if request.args else ""
-    return route, AgiRequest(env=request.env, args=request.args[1:])
+    """Classic AGI passes the route (``route[?tenant=...]``) as the first
+    argument; shift it off and keep it where FastAGI has its script."""
+    script = request.args[0] if request.args else ""
+    shifted = AgiRequest(env={**request.env, "agi_network_script": script}, args=request.args[1:])
+    return shifted.route, shifted
 
 
 async def run_session(connection: ClassicConnection, route: str, request: AgiRequest,

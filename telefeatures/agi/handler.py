@@ -24,6 +24,10 @@ class SessionLabel(Protocol):
     def extension(self) -> str | None:
         """The extension the session acts for, None when it is not known."""
 
+    @property
+    def tenant(self) -> str | None:
+        """The tenant of that extension, None for none (or not known)."""
+
 
 class SessionResult(Protocol):
     """How a session ended, for the log line: ``status`` and ``reason`` words."""

@@ -391,7 +391,7 @@ class FastAgiServer:
         loop = asyncio.get_running_loop()
         started = loop.time()
         route = route_label = "-"
-        extension = None
+        extension = tenant = None
         status = "ERROR"
         reason = ""
         uniqueid = ""
@@ -407,7 +407,7 @@ class FastAgiServer:
                     uniqueid = request.uniqueid
                     # labelled before it runs, so a hangup or timeout is logged with it
                     session = self.handler.describe(route, request)
-                    route_label, extension = session.route_label, session.extension
+                    route_label, extension, tenant = session.route_label, session.extension, session.tenant
                     result = await self.handler.handle(AgiChannel(request, conn), session)
                     status, reason = str(result.status), result.reason
                 finally:
@@ -432,11 +432,13 @@ class FastAgiServer:
             log.exception("route %s failed", route)
         finally:
             elapsed = loop.time() - started
-            metrics.session_finished(route_label, status, elapsed)
+            metrics.session_finished(route_label, status, elapsed, tenant or "")
             session_log.info(
-                "route=%s ext=%s status=%s reason=%s ms=%.1f peer=%s uniqueid=%s",
+                "route=%s ext=%s status=%s reason=%s ms=%.1f peer=%s uniqueid=%s tenant=%s",
                 route[:64], extension or "-", status, reason or "-", elapsed * 1000, peer[0], uniqueid[:40] or "-",
-                extra={"route": route[:64], "extension": extension, "status": status, "reason": reason,
+                tenant or "-",
+                extra={"route": route[:64], "tenant": tenant, "extension": extension, "status": status,
+                       "reason": reason,
                        "ms": round(elapsed * 1000, 2), "peer": peer[0], "uniqueid": uniqueid[:40]},
             )
 

@@ -52,3 +52,4 @@ class Call:
     channel: Channel
     extension: str | None  # None: could not be determined safely
     args: tuple[str, ...]  # route arguments after the extension
+    tenant: str | None = None  # validated; None: no tenant

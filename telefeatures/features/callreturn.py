@@ -27,7 +27,7 @@ class CallReturn:
             await play(channel, self.prompts.error)
             return Outcome(Status.ERROR, "bad-extension")
         try:
-            record = await self.ctx.state.last_caller(call.extension)
+            record = await self.ctx.state.last_caller(call.extension, call.tenant)
         except StateUnavailable:
             await play(channel, self.prompts.error)
             return Outcome(Status.ERROR, "state-error")

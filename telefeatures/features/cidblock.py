@@ -27,7 +27,7 @@ class CallerIdBlocking:
         if call.extension is None:
             return await self._error(call, "bad-extension")
         try:
-            await self.ctx.state.set_blocked(call.extension, blocked)
+            await self.ctx.state.set_blocked(call.extension, blocked, call.tenant)
         except StateUnavailable:
             return await self._error(call, "state-error")
         await play(call.channel, self.prompts.cidblock_on if blocked else self.prompts.cidblock_off)
@@ -37,7 +37,7 @@ class CallerIdBlocking:
         if call.extension is None:
             return await self._error(call, "bad-extension")
         try:
-            blocked = await self.ctx.state.is_blocked(call.extension)
+            blocked = await self.ctx.state.is_blocked(call.extension, call.tenant)
         except StateUnavailable:
             return await self._error(call, "state-error")
         # TF_CIDBLOCK is written before the prompt plays

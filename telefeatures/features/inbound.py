@@ -29,7 +29,7 @@ class RecordInbound:
             self.ctx.numbers,
         )
         try:
-            await self.ctx.state.record_caller(call.extension, record)
+            await self.ctx.state.record_caller(call.extension, record, call.tenant)
         except StateUnavailable:
             return Outcome(Status.ERROR, "state-error")
         return Outcome(Status.OK, f"withheld-{record.reason}" if record.withheld else "")

@@ -36,7 +36,7 @@ class OutboundPolicy:
             status, reason = Status.ERROR, "bad-extension"
         else:
             try:
-                withhold = await self.ctx.state.is_blocked(call.extension)
+                withhold = await self.ctx.state.is_blocked(call.extension, call.tenant)
             except StateUnavailable:
                 withhold = self.withhold_on_error
                 status, reason = Status.ERROR, "state-error"

@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
+from .migrate import needs_legacy_reads
 from .redis_pipeline import PipelinedRedis, RedisCommands, fast_fail_retry
 from .repository import StateRepository
 from .schema import KeySchema
@@ -61,11 +63,26 @@ class StateBackend:
     """The Redis client, its repository, and the embedded server if we started one."""
 
     def __init__(self, client: RedisCommands, keys: KeySchema, embedded: EmbeddedRedis | None = None,
-                 pool: aioredis.ConnectionPool | None = None):
+                 pool: aioredis.ConnectionPool | None = None, admin=None):
         self.client = client
+        # The redis-py client itself, for administration (migrate-keys' scripts).
+        self.admin = admin if admin is not None else client
         self._pool = pool
-        self.repository = StateRepository(client, keys)
+        self.keys = keys
+        # Until check_schema() says otherwise, old-layout keys may exist.
+        self.repository = StateRepository(client, keys, legacy_reads=True)
         self.embedded = embedded
+
+    async def check_schema(self, scan: bool = True) -> bool:
+        """Read the key schema version; True when it is known (Redis answered).
+        Old-layout reads stay on until the version key says 2."""
+        if not self.repository.legacy_reads:
+            return True
+        try:
+            self.repository.legacy_reads = await needs_legacy_reads(self.client, self.keys, scan)
+        except (RedisError, OSError):
+            return False
+        return True
 
     @classmethod
     def open(
@@ -92,10 +109,9 @@ class StateBackend:
             socket_connect_timeout=timeout,
             retry=fast_fail_retry(),
         )
-        client: RedisCommands = aioredis.Redis(connection_pool=pool, retry=fast_fail_retry())
-        if pipelining:
-            client = PipelinedRedis.wrap(client, url, timeout)
-        return cls(client, KeySchema(key_prefix), embedded, pool)
+        full = aioredis.Redis(connection_pool=pool, retry=fast_fail_retry())
+        client: RedisCommands = PipelinedRedis.wrap(full, url, timeout) if pipelining else full
+        return cls(client, KeySchema(key_prefix), embedded, pool, admin=full)
 
     @classmethod
     def from_settings(cls, settings) -> StateBackend:

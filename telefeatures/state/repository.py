@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 from .. import metrics
 from . import schema
 from .redis_pipeline import RedisCommands
-from .schema import KeySchema
+from .schema import KINDS, KeySchema
 
 
 class StateUnavailable(Exception):
@@ -75,61 +75,115 @@ class ExtensionState:
 
 
 class StateRepository:
-    """All reads and writes of telefeatures state go through here."""
+    """All reads and writes of telefeatures state go through here.
 
-    def __init__(self, client: RedisCommands, keys: KeySchema):
+    ``tenant`` None is an extension without a tenant. ``legacy_reads``: keys of
+    schema version 1 may still exist (``state migrate-keys`` has not run yet);
+    a read that finds no new key then looks at the old one, and turning a
+    feature off deletes both, so nothing set before the upgrade is forgotten
+    while the migration has not happened or is running.
+    """
+
+    def __init__(self, client: RedisCommands, keys: KeySchema, legacy_reads: bool = False):
         self.redis = client
         self.keys = keys
+        self.legacy_reads = legacy_reads
 
-    async def is_blocked(self, extension: str) -> bool:
+    def _legacy(self, kind: str, extension: str, tenant: str | None) -> str | None:
+        # Version 1 knew no tenants: only tenant-less extensions have old keys.
+        return self.keys.legacy_key(kind, extension) if self.legacy_reads and tenant is None else None
+
+    def _all_keys(self, extension: str, tenant: str | None) -> list[str]:
+        keys = self.keys.extension_keys(extension, tenant)
+        if self.legacy_reads and tenant is None:
+            keys += [self.keys.legacy_key(kind, extension) for kind in KINDS]
+        return keys
+
+    async def is_blocked(self, extension: str, tenant: str | None = None) -> bool:
         with _redis_errors():
-            return await self.redis.get(self.keys.cidblock(extension)) is not None
+            if await self.redis.get(self.keys.cidblock(extension, tenant)) is not None:
+                return True
+            old = self._legacy("cidblock", extension, tenant)
+            return old is not None and await self.redis.get(old) is not None
 
-    async def set_blocked(self, extension: str, blocked: bool) -> None:
-        key = self.keys.cidblock(extension)
+    async def set_blocked(self, extension: str, blocked: bool, tenant: str | None = None) -> None:
+        key = self.keys.cidblock(extension, tenant)
         with _redis_errors():
             if blocked:
                 await self.redis.set(key, schema.CIDBLOCK_ON)
-            else:
-                await self.redis.delete(key)
+                return
+            old = self._legacy("cidblock", extension, tenant)
+            # One DEL: a migration running now sees both keys or neither.
+            await (self.redis.delete(key, old) if old else self.redis.delete(key))
 
-    async def record_caller(self, extension: str, record: CallerRecord) -> None:
+    async def record_caller(self, extension: str, record: CallerRecord, tenant: str | None = None) -> None:
         # One HSET of every field: atomic, and no field of an older record survives.
+        # An old-layout record is left to the migration, which keeps this newer one.
         with _redis_errors():
-            await self.redis.hset(self.keys.last_caller(extension), mapping=record.to_fields())
+            await self.redis.hset(self.keys.last_caller(extension, tenant), mapping=record.to_fields())
 
-    async def last_caller(self, extension: str) -> CallerRecord | None:
+    async def last_caller(self, extension: str, tenant: str | None = None) -> CallerRecord | None:
         with _redis_errors():
-            fields = await self.redis.hgetall(self.keys.last_caller(extension))
+            fields = await self.redis.hgetall(self.keys.last_caller(extension, tenant))
+            old = self._legacy("lastcaller", extension, tenant)
+            if not fields and old:
+                fields = await self.redis.hgetall(old)
         if not fields:
             return None
         return CallerRecord.from_fields(_text(fields))
 
-    async def has_state(self, extension: str) -> bool:
+    async def has_state(self, extension: str, tenant: str | None = None) -> bool:
         with _redis_errors():
-            return bool(await self.redis.exists(self.keys.cidblock(extension), self.keys.last_caller(extension)))
+            return bool(await self.redis.exists(*self._all_keys(extension, tenant)))
 
-    async def clear(self, extension: str) -> int:
+    async def clear(self, extension: str, tenant: str | None = None) -> int:
         with _redis_errors():
-            return await self.redis.delete(self.keys.cidblock(extension), self.keys.last_caller(extension))
+            return await self.redis.delete(*self._all_keys(extension, tenant))
 
-    async def snapshot(self, extension: str) -> ExtensionState:
+    async def snapshot(self, extension: str, tenant: str | None = None) -> ExtensionState:
         with _redis_errors():
+            # One slot (hash tag), so this transaction works in a Cluster too.
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.get(self.keys.cidblock(extension))
-                pipe.hgetall(self.keys.last_caller(extension))
+                pipe.get(self.keys.cidblock(extension, tenant))
+                pipe.hgetall(self.keys.last_caller(extension, tenant))
                 blocked, fields = await pipe.execute()
+        if self.legacy_reads and tenant is None:
+            if blocked is None and await self.is_blocked(extension):
+                blocked = b"1"
+            if not fields:
+                record = await self.last_caller(extension)
+                return ExtensionState(extension, blocked is not None, record)
         record = CallerRecord.from_fields(_text(fields)) if fields else None
         return ExtensionState(extension, blocked is not None, record)
 
-    async def extensions(self) -> list[str]:
+    async def extensions(self, tenant: str | None = None) -> list[str]:
+        """Extensions of ``tenant`` (None: without a tenant) that have any state."""
+        found: set[str] = set()
+        with _redis_errors():
+            async for key in self.redis.scan_iter(match=self.keys.all_extension_keys(tenant), count=500):
+                ext = self.keys.extension_of(_str(key), tenant)
+                if ext:
+                    found.add(ext)
+            if self.legacy_reads and tenant is None:
+                async for key in self.redis.scan_iter(match=self.keys.legacy_keys(), count=500):
+                    owner = self.keys.legacy_owner(_str(key))
+                    if owner:
+                        found.add(owner[1])
+        return sorted(found)
+
+    async def tenants(self) -> list[str]:
+        """Tenants that have any state."""
         found: set[str] = set()
         with _redis_errors():
             async for key in self.redis.scan_iter(match=self.keys.all_extension_keys(), count=500):
-                ext = self.keys.extension_of(key.decode() if isinstance(key, bytes) else key)
-                if ext:
-                    found.add(ext)
+                owner = self.keys.owner_of(_str(key))
+                if owner is not None and owner[0] is not None:
+                    found.add(owner[0])
         return sorted(found)
+
+
+def _str(key) -> str:
+    return key.decode() if isinstance(key, bytes) else key
 
 
 def _text(fields: dict) -> dict[str, str]:

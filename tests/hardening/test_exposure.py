@@ -80,8 +80,8 @@ def test_metrics_and_health_endpoint(serve, redis_server):
     run(normal_session(server.port))
     run(call("127.0.0.1", server.port, "nosuchroute", ["1000"], timeout=3))
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    assert 'telefeatures_sessions_total{route="outbound",status="OK"} 1.0' in body
-    assert 'telefeatures_sessions_total{route="unknown",status="ERROR"} 1.0' in body
+    assert 'telefeatures_sessions_total{route="outbound",status="OK",tenant=""} 1.0' in body
+    assert 'telefeatures_sessions_total{route="unknown",status="ERROR",tenant=""} 1.0' in body
     assert "telefeatures_session_seconds_bucket" in body and "telefeatures_active_sessions 0.0" in body
 
     health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read())

@@ -176,7 +176,7 @@ def test_key_prefix_is_used(astdb, redis_url, redis_sync):
     result = CliRunner().invoke(cli, ["--redis-url", redis_url, "--key-prefix", "site1:", "state", "import-astdb",
                                       str(astdb)])
     assert result.exit_code == 0
-    assert all(k.startswith("site1:ext:") for k in redis_sync.keys("*"))
+    assert all(k.startswith("site1:{") for k in redis_sync.keys("*"))
 
 
 def test_source_file_is_not_modified(astdb, redis_url):
@@ -236,3 +236,14 @@ def test_plan_import_directly():
     key, rec = plan.callers["1000"]
     assert key == "/LastCIDNum/1000" and rec.number == "+442071234567" and rec.time == 5.0
     assert plan.skipped == []
+
+
+def test_import_for_a_tenant(astdb, redis_url, redis_sync):
+    result = CliRunner().invoke(cli, ["--redis-url", redis_url, "state", "import-astdb", "--tenant", "acme",
+                                      str(astdb)])
+    assert result.exit_code == 0, result.output
+    keys = redis_sync.keys("tf:{*")
+    assert keys and all(k.startswith("tf:{acme:") for k in keys)
+    bad = CliRunner().invoke(cli, ["--redis-url", redis_url, "state", "import-astdb", "--tenant", "ac:me",
+                                   str(astdb)])
+    assert bad.exit_code == 2 and "'ac:me' is not a valid tenant name" in bad.output

@@ -712,3 +712,41 @@ async def test_extra_arguments_are_refused(app, repo, redis_sync, route, args, s
     assert redis_sync.keys("*") == []
     # A person dialled a feature code: they hear why nothing happened.
     assert ast.prompts == (["sorry", "please-try-call-later"] if route != "outbound" else [])
+
+
+# --------------------------------------------------------------------------- tenants
+
+
+async def run_for_tenant(app: FeatureApp, route: str, tenant: str, args=(), **fields):
+    channel, asterisk = scripted_channel(f"{route}?tenant={tenant}", args, **fields)
+    extension, outcome = await handle(app, channel, route)
+    return extension, outcome, asterisk
+
+
+async def test_tenants_keep_their_own_state(app, repo, redis_sync):
+    _, outcome, _ = await run_for_tenant(app, "cidblock/on", "acme", ["1000"])
+    assert outcome.status is Status.OK
+    assert redis_sync.get("tf:{acme:1000}:cidblock") == "1"
+    assert redis_sync.get("tf:{1000}:cidblock") is None
+    # the same extension number of another tenant, and of no tenant, still shows its ID
+    for tenant in ("globex", ""):
+        _, outcome, ast = await run_for_tenant(app, "outbound", tenant, ["1000", "2125551234"])
+        assert outcome.status is Status.OK and ast.variables["CALLERID(pres)"] == "allowed"
+    _, outcome, ast = await run_for_tenant(app, "outbound", "acme", ["1000", "2125551234"])
+    assert outcome.status is Status.OK and ast.variables["CALLERID(pres)"] == "prohib"
+    # inbound and *69 per tenant
+    await run_for_tenant(app, "inbound", "globex", ["1000"], callerid="2125559876")
+    assert redis_sync.hget("tf:{globex:1000}:lastcaller", "number") == "2125559876"
+    _, outcome, _ = await run_for_tenant(app, "callreturn", "acme", ["1000"])
+    assert (outcome.status, outcome.reason) == (Status.REFUSED, "no-record")
+
+
+@pytest.mark.parametrize("tenant", ["{acme}", "a:b", "a%20b", "a}", "-x", "x" * 33])
+async def test_invalid_tenant_is_refused_and_outbound_withholds(app, redis_sync, tenant):
+    _, outcome, ast = await run_for_tenant(app, "cidblock/on", tenant, ["1000"])
+    assert (outcome.status, outcome.reason) == (Status.ERROR, "bad-extension")
+    assert ast.prompts == list(app.settings.prompts.error)
+    _, outcome, ast = await run_for_tenant(app, "outbound", tenant, ["1000", "2125551234"])
+    assert outcome.status is Status.ERROR and ast.variables["CALLERID(pres)"] == "prohib"
+    assert outcome.dial == "2125551234"
+    assert redis_sync.keys("*") == []

@@ -24,7 +24,7 @@ from tests.support.asterisk_peer import (
 
 SESSION_LINE = re.compile(
     r"route=(?P<route>\S+) ext=(?P<ext>\S+) status=(?P<status>\S+) reason=(?P<reason>\S+) ms=(?P<ms>[0-9.]+) "
-    r"peer=(?P<peer>\S+) uniqueid=(?P<uniqueid>\S+)"
+    r"peer=(?P<peer>\S+) uniqueid=(?P<uniqueid>\S+) tenant=(?P<tenant>\S+)"
 )
 ERROR_PROMPTS = ["sorry", "please-try-call-later"]
 
@@ -94,6 +94,24 @@ async def raw_connect(server, local_addr=None):
 
 
 # --------------------------------------------------------------------------- routes end to end
+
+
+async def test_tenant_in_state_log_and_metrics(server, backend, sessions):
+    from prometheus_client import REGISTRY
+
+    def count(tenant: str) -> float:
+        return REGISTRY.get_sample_value(
+            "telefeatures_sessions_total", {"tenant": tenant, "route": "outbound", "status": "OK"}) or 0.0
+
+    before = count("acme")
+    await backend.repository.set_blocked("1000", True, tenant="acme")
+    result = await call("127.0.0.1", server.port, "outbound?tenant=acme", ["1000", "5551234567"])
+    assert ("CALLERID(pres)", "prohib") in result.sets
+    result = await call("127.0.0.1", server.port, "outbound", ["1000", "5551234567"])
+    assert ("CALLERID(pres)", "allowed") in result.sets
+    lines = await sessions.wait(2)
+    assert [(line["tenant"], line["ext"]) for line in lines[-2:]] == [("acme", "1000"), ("-", "1000")]
+    assert count("acme") == before + 1
 
 
 async def test_outbound(server, backend, sessions):
