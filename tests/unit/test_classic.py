@@ -221,3 +221,15 @@ async def test_header_values_are_kept_as_sent(redis_url, redis_sync):
     result, code, err = await run_classic("inbound", ["1000"], redis_url=redis_url, callerid="2125551234 ")
     assert code == 0, err
     assert redis_sync.hget(TF_KEYS.last_caller("1000"), "withheld") == "1"
+
+
+async def test_tenant_from_the_route_argument(redis_url, redis_sync):
+    """The dialplan passes ``<route>?tenant=${TF_TENANT}`` as the first argument."""
+    result, code, err = await run_classic("cidblock/on?tenant=acme", ["1000"], redis_url=redis_url)
+    assert code == 0 and result.variables == {"TF_STATUS": "OK"}, err
+    assert redis_sync.get(TF_KEYS.cidblock("1000", "acme")) == "1"
+    assert redis_sync.get(TF_KEYS.cidblock("1000")) is None
+    result, code, _ = await run_classic("outbound?tenant=", ["1000", "5551234567"], redis_url=redis_url)
+    assert code == 0 and result.variables["CALLERID(pres)"] == "allowed"  # empty: no tenant
+    result, code, _ = await run_classic("outbound?tenant=acme", ["1000", "5551234567"], redis_url=redis_url)
+    assert code == 0 and result.variables["CALLERID(pres)"] == "prohib"
