@@ -303,15 +303,56 @@ def read_sip79x0(files: list[tuple[str, str]]) -> PhoneMeaning:
             password=get(f"line{n}_password"), contact=name, messages_number=get("messages_uri"),
             proxy=get(f"proxy{n}_address") or proxy, port=get(f"proxy{n}_port") or sip_port,
         ))
+    date = get("date_format") or "M/D/Y"
+    twelve_hour = get("time_format_24hr", "1") == "0"
     return PhoneMeaning(
-        kind="sip79x0", mac=mac, proxy=proxy, sip_port=sip_port, transport=get("transport_protocol"),
-        time_zone=get("time_zone"), date_format=get("date_format"),
+        kind="sip79x0", mac=mac, proxy=proxy, sip_port=sip_port, transport="",
+        time_zone=sip_cnf_time_zone(get), date_format=date + ("a" if twelve_hour else ""),
         nat_enabled=get("nat_enable") == "1", nat_address=get("nat_address") if get("nat_enable") == "1" else "",
         start_media_port=get("start_media_port") or DEFAULT_MEDIA_PORTS[0],
         stop_media_port=get("end_media_port") or DEFAULT_MEDIA_PORTS[1],
         lines=tuple(lines), load=get("image_version"), phone_label=get("phone_label"),
         ntp_server=get("sntp_server"), settings=dict(merged),
     )
+
+
+# The 7940/7960's daylight-saving defaults (Cisco SIP IP Phone Administrator
+# Guide, SIPDefault.cnf parameters): on, first Sunday of April to the last
+# Sunday of October, 02:00.
+DST_DEFAULTS = {"dst_auto_adjust": "1", "dst_start_month": "April", "dst_start_week_of_month": "1",
+                "dst_start_day_of_week": "Sunday", "dst_start_time": "02:00", "dst_stop_month": "October",
+                "dst_stop_week_of_month": "8", "dst_stop_day_of_week": "Sunday", "dst_stop_time": "02:00"}
+_MONTHS = ("january february march april may june july august september october november december").split()
+_DAYS = "sunday monday tuesday wednesday thursday friday saturday".split()
+
+
+def _long_name(value: str, names: list[str]) -> str:
+    lowered = value.strip().lower()
+    for name in names:
+        if lowered and name.startswith(lowered[:3]):
+            return name.capitalize()
+    return value
+
+
+def _clock(value: str) -> str:
+    hours, _, minutes = value.strip().partition(":")
+    if hours.isdigit() and (not minutes or minutes.isdigit()):
+        return f"{int(hours):02d}:{int(minutes or 0):02d}"
+    return value
+
+
+def sip_cnf_time_zone(get) -> str:  # type: ignore[no-untyped-def]
+    """A 7940/7960's zone with the daylight-saving rule it follows, normalized
+    (``CET, DST March week 8 Sunday 02:00 to October week 8 Sunday 03:00``)."""
+    zone = get("time_zone")
+    if get("dst_auto_adjust", DST_DEFAULTS["dst_auto_adjust"]) == "0":
+        return f"{zone}, no DST"
+    rule = {key: get(key, default) or default for key, default in DST_DEFAULTS.items()}
+    parts = []
+    for edge in ("start", "stop"):
+        parts.append(f"{_long_name(rule[f'dst_{edge}_month'], _MONTHS)} week {rule[f'dst_{edge}_week_of_month']} "
+                     f"{_long_name(rule[f'dst_{edge}_day_of_week'], _DAYS)} {_clock(rule[f'dst_{edge}_time'])}")
+    return f"{zone}, DST {parts[0]} to {parts[1]}"
 
 
 # --- finding placeholders ---------------------------------------------------------------------

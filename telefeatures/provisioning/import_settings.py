@@ -85,6 +85,59 @@ PHONE_ELEMENTS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "userLocale/winCharSet": ("user_locale_win_charset", str),
     "networkLocale": ("network_locale", str),
 }
+def _flag(text: str) -> bool:
+    """7940/7960 switches: 1 on, 0 off."""
+    if text not in ("0", "1"):
+        raise ValueError(text)
+    return text == "1"
+
+
+def _on_off_enum(text: str) -> int:
+    """A 7940/7960 0/1 switch as the 79x1 0-3 enum (0 off, 1 on; user may change)."""
+    if text not in ("0", "1"):
+        raise ValueError(text)
+    return int(text)
+
+
+# SIPDefault.cnf / SIP<MAC>.cnf key -> (inventory key, converter), as sip_settings.cnf.j2 writes them.
+SIP_CNF_KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "proxy_register": ("register_with_proxy", _flag),
+    "proxy_emergency": ("emergency_proxy", str),
+    "proxy_emergency_port": ("emergency_proxy_port", int),
+    "proxy_backup": ("backup_proxy", str),
+    "proxy_backup_port": ("backup_proxy_port", int),
+    "outbound_proxy": ("outbound_proxy", str),
+    "outbound_proxy_port": ("outbound_proxy_port", int),
+    "voip_control_port": ("voip_control_port", int),
+    "timer_register_expires": ("timer_register_expires", int),
+    "preferred_codec": ("preferred_codec", str),
+    "enable_vad": ("enable_vad", _flag),
+    "network_media_type": ("network_media_type", str),
+    "autocomplete": ("autocomplete", _flag),
+    "telnet_level": ("telnet_level", int),
+    "cnf_join_enable": ("cnf_join_enabled", _flag),
+    "semi_attended_transfer": ("semi_attended_transfer", _flag),
+    "transfer_onhook_enabled": ("transfer_onhook_enabled", _flag),
+    "call_waiting": ("call_waiting", _on_off_enum),
+    "anonymous_call_block": ("anonymous_call_block", _on_off_enum),
+    "callerid_blocking": ("caller_id_blocking", _on_off_enum),
+    "dnd_control": ("dnd_control", int),
+    "call_hold_ringback": ("call_hold_ringback", _on_off_enum),
+    "stutter_msg_waiting": ("stutter_msg_waiting", int),
+    "call_stats": ("call_stats", _flag),
+    "remote_party_id": ("remote_party_id", _flag),
+    "dtmf_outofband": ("dtmf_out_of_band", str),
+    "dtmf_db_level": ("dtmf_db_level", int),
+    "dtmf_avt_payload": ("dtmf_avt_payload", int),
+    "timer_t1": ("timer_t1", int),
+    "timer_t2": ("timer_t2", int),
+    "sip_retx": ("sip_retx", int),
+    "sip_invite_retx": ("sip_invite_retx", int),
+    "timer_invite_expires": ("timer_invite_expires", int),
+    "services_url": ("services_url", str),
+    "directory_url": ("directory_url", str),
+    "logo_url": ("logo_url", str),
+}
 # Per line (sipProfile/sipLines/line[button=N]/<element>).
 LINE_ELEMENTS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "callWaiting": ("call_waiting", int),
@@ -117,7 +170,8 @@ def convert(model: type, key: str, converter: Callable[[str], Any], text: str) -
 def phone_settings(meaning: PhoneMeaning, model: type) -> dict[str, Any]:
     """The inventory keys ``meaning``'s file sets, where the inventory takes the value."""
     values: dict[str, Any] = {}
-    for path, (key, converter) in PHONE_ELEMENTS.items():
+    table = SIP_CNF_KEYS if meaning.kind == "sip79x0" else PHONE_ELEMENTS
+    for path, (key, converter) in table.items():
         if path in meaning.settings:
             ok, value = convert(model, key, converter, meaning.settings[path][0])
             if ok:

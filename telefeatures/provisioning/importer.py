@@ -37,6 +37,7 @@ from .config_reader import (
     placeholders,
     read_sep,
     read_sip79x0,
+    sip_cnf_time_zone,
 )
 from .credentials import CredentialStore
 from .devices import PHONE_MODELS
@@ -247,6 +248,8 @@ def _site_values(meaning: PhoneMeaning) -> dict[str, Any]:
     for key in ("time_zone", "ntp_server", "date_format", "nat_address"):
         if getattr(meaning, key):
             values[key] = getattr(meaning, key)
+    if meaning.kind == "sip79x0":
+        values["time_zone"] = sip_cnf_cisco_zone(meaning.time_zone) or meaning.time_zone
     values["nat_enabled"] = meaning.nat_enabled
     for key in ("start_media_port", "stop_media_port"):
         if getattr(meaning, key).isdigit():
@@ -269,6 +272,22 @@ def _site_values(meaning: PhoneMeaning) -> dict[str, Any]:
 SITE_ONLY = ("asterisk_address", "sip_port", "transport", "transport_layer_protocol")
 SITE_ONLY_REPORTED = ("failover_addresses", "dial_template")
 LINE_KEYS = ("call_waiting", "message_waiting_lamp_policy", "messages_number")  # set on each line
+
+
+def sip_cnf_cisco_zone(zone: str) -> str | None:
+    """The inventory zone whose 7940/7960 rendering is ``zone`` (with its DST rule)."""
+    from .sip_cnf import SIP_CNF_ZONES
+
+    for cisco, (abbreviation, rule) in SIP_CNF_ZONES.items():
+        settings = {"time_zone": abbreviation, "dst_auto_adjust": "1" if rule else "0"}
+        if rule:
+            settings.update({"dst_start_month": rule.start_month, "dst_start_week_of_month": str(rule.start_week_of_month),
+                             "dst_start_day_of_week": "Sunday", "dst_start_time": rule.start_time,
+                             "dst_stop_month": rule.stop_month, "dst_stop_week_of_month": str(rule.stop_week_of_month),
+                             "dst_stop_day_of_week": "Sunday", "dst_stop_time": rule.stop_time})
+        if sip_cnf_time_zone(lambda key, default="": settings.get(key, default)) == zone:
+            return cisco
+    return None
 
 
 def _line_values(line: Any, site_messages: str | None, meaning: PhoneMeaning,
@@ -391,6 +410,11 @@ def import_phones(
             refused.append(Refused(source.name, [f"model unknown (loadInformation {meaning.load!r}); give --model"
                                                  if phone_model is None else
                                                  f"model {phone_model!r} is not supported"]))
+            continue
+        if meaning.kind == "sip79x0" and not sip_cnf_cisco_zone(meaning.time_zone):
+            refused.append(Refused(source.name, [
+                f"cannot be expressed: time zone {meaning.time_zone!r}: no inventory time zone gives a 7940/7960 "
+                "this zone and daylight-saving rule (the build writes each zone with its current rule)"]))
             continue
         values = _site_values(meaning)
         if not site_raw.get("asterisk_address"):

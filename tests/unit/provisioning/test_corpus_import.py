@@ -95,3 +95,29 @@ def test_corpus_sep_files_import_and_round_trip_unchanged(tmp_path):
         if name not in {path.name for path, _ in imported}:
             print(f"  template refused {name}: {template_reasons[name][0]}")
     assert len(real) >= TARGET * usable, refused
+
+
+def test_corpus_7940_7960_files_import_or_say_why(tmp_path):
+    """Each source's SIPDefault.cnf with its SIP<MAC>.cnf (as a TFTP server holds them)."""
+    by_source: dict[str, list[Path]] = {}
+    for path in corpus_files("sip79x0"):
+        by_source.setdefault("__".join(path.name.split("__")[:2]), []).append(path)
+    imported, reasons = 0, {}
+    for source, paths in sorted(by_source.items()):
+        phones = [p for p in paths if "SIPDefault" not in p.name]
+        result = import_phones(paths, mac=stand_in_mac(phones[0]) if len(phones) == 1 else None)
+        assert all(r.reasons for r in result.refused)
+        if result.imported:
+            imported += 1
+            [item] = result.imported
+            # The importer itself proved the round trip; nothing it reports may be a difference in meaning.
+            assert not any("would change" in note for note in item.notes)
+        else:
+            reasons[source] = result.refused[0].reasons[0]
+    print(f"\ncorpus 7940/7960 sources: {len(by_source)}; {imported} import")
+    for source, reason in reasons.items():
+        print(f"  refused {source}: {reason[:160]}")
+    # The firmware's default daylight rule (April to October) is no zone's current rule: such a phone is
+    # refused with that reason instead of silently getting another clock.
+    assert all("daylight-saving" in r or "placeholder" in r or "not 'key: value'" in r
+               for r in reasons.values()), reasons

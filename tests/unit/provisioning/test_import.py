@@ -97,7 +97,9 @@ def test_reads_a_7960_from_sipdefault_and_its_own_file():
           'line2_name: ""\nline2_authname: "UNPROVISIONED"\n'
     meaning = read_sip79x0([("SIPDefault.cnf", default), ("SIP0012345678AB.cnf", own)])
     assert meaning.kind == "sip79x0" and meaning.mac == "0012345678AB"
-    assert (meaning.proxy, meaning.time_zone, meaning.date_format) == ("192.0.2.10", "CET", "D/M/Y")
+    # No dst_* keys: the firmware's documented default rule applies, and is part of what the zone means.
+    assert (meaning.proxy, meaning.time_zone, meaning.date_format) == (
+        "192.0.2.10", "CET, DST April week 1 Sunday 02:00 to October week 8 Sunday 02:00", "D/M/Y")
     [line] = meaning.lines  # line 2 is unprovisioned
     assert (line.extension, line.label, line.display_name, line.password, line.messages_number) == (
         "622", "Shop", "622", "1234", "*97")
@@ -367,3 +369,70 @@ def test_phones_of_one_site_share_its_defaults_and_keep_their_own_values(tmp_pat
     assert settings_b.timer_t1 == 500  # left out of its file: the default, not the first phone's 600
     # A backup proxy the second file does not have cannot be switched off per phone: reported, not hidden.
     assert "backup_proxy: the file has none, but the site's '192.0.2.20' applies to this phone too" in result.output
+
+
+SIP_DEFAULT = """\
+# Site defaults (7940/7960)
+image_version: P0S3-8-12-00
+proxy1_address: "192.0.2.10"  ; the PBX
+proxy1_port: 5060
+proxy_register: 1
+messages_uri: "*97"
+sntp_mode: unicast
+sntp_server: "192.0.2.1"
+time_zone: EST
+dst_auto_adjust: 1
+dst_start_month: March
+dst_start_week_of_month: 2
+dst_start_day_of_week: Sun
+dst_start_time: 02
+dst_stop_month: Nov
+dst_stop_week_of_month: 1
+dst_stop_day_of_week: Sunday
+dst_stop_time: 2
+date_format: M/D/Y
+time_format_24hr: 0
+nat_enable: 0
+start_media_port: 16384
+end_media_port: 32766
+telnet_level: 0
+"""
+
+
+def test_a_7960_imports_from_sipdefault_and_its_own_file_and_round_trips(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "SIPDefault.cnf").write_text(SIP_DEFAULT)
+    (tmp_path / "in" / "SIP0012345678AB.cnf").write_text(
+        'line1_name: 1001\nline1_authname: "1001"\nline1_shortname: "Shop"\nline1_password: "Werkstatt-1234"\n'
+        'line1_displayname: "Shop floor"\nline2_name: 1002\nline2_displayname: "Store"\n'
+        'line2_password: "Store-room-99"\nline3_name: 1003\nline3_password: "x"\nphone_label: "Workshop"\n')
+    output = tmp_path / "phones.toml"
+    result = run("provision", "import", str(tmp_path / "in"), "-o", str(output))
+    assert result.exit_code == 0, result.output
+    inventory = load_inventory(output)
+    [phone] = inventory.phones
+    assert phone.model == "7960"  # three lines: not a 7940
+    assert inventory.site.time_zone == "Eastern Standard/Daylight Time"  # EST with the US rule
+    assert inventory.site.date_format == "M/D/Ya" and inventory.site.firmware == {"7960": "P0S3-8-12-00"}
+    assert [(line.extension, line.label, line.display_name) for line in phone.lines] == [
+        ("1001", "Shop", "Shop floor"), ("1002", None, "Store"), ("1003", None, "1003")]
+    rebuilt = tmp_path / "tftp"
+    rebuilt.mkdir()
+    result = run("provision", "build", str(output), "--tftp-root", str(rebuilt),
+                 "--secrets", str(tmp_path / "phones.secrets.json"))
+    assert result.exit_code == 0, result.output
+    before = read_sip79x0([("SIPDefault.cnf", SIP_DEFAULT),
+                           ("SIP0012345678AB.cnf", (tmp_path / "in" / "SIP0012345678AB.cnf").read_text())])
+    after = read_sip79x0([(name, (rebuilt / name).read_text()) for name in ("SIPDefault.cnf", "SIP0012345678AB.cnf")])
+    assert meaning_differences(before, after) == []
+
+
+def test_a_7960_whose_daylight_rule_no_zone_gives_is_refused(tmp_path):
+    (tmp_path / "SIPDefault.cnf").write_text(SIP_DEFAULT.replace("dst_start_month: March", "dst_start_month: April"))
+    (tmp_path / "SIP0012345678AB.cnf").write_text('line1_name: 1001\nline1_password: "Werkstatt-1234"\n')
+    result = run("provision", "import", str(tmp_path / "SIPDefault.cnf"), str(tmp_path / "SIP0012345678AB.cnf"),
+                 "-o", str(tmp_path / "phones.toml"))
+    assert result.exit_code == 1
+    assert "time zone 'EST, DST April week 2 Sunday 02:00 to November week 1 Sunday 02:00': no inventory time " \
+           "zone gives a 7940/7960 this zone" in result.output
+    assert not (tmp_path / "phones.toml").exists()
