@@ -151,5 +151,21 @@ class AmiClient:
             raise AmiError(f"unknown event {event!r} (one of {', '.join(NOTIFY_EVENTS)})")
         return await self.send({"Action": "PJSIPNotify", "Endpoint": endpoint, "Variable": NOTIFY_EVENTS[event]})
 
+    async def pjsip_contacts(self) -> list[dict[str, str]]:
+        """Every PJSIP contact Asterisk knows (PJSIPShowContacts' ContactList events)."""
+        if self._manager is None:
+            raise AmiError("not connected")
+        future = self._manager.send_action({"Action": "PJSIPShowContacts"})
+        try:
+            response = await asyncio.wait_for(future, self.settings.timeout)
+        except asyncio.TimeoutError:
+            raise AmiError(f"no answer to PJSIPShowContacts within {self.settings.timeout:g} s") from None
+        messages = response if isinstance(response, list) else [response]
+        if not messages[0].success:
+            if "no contacts" in (messages[0].message or "").lower():
+                return []
+            raise AmiError(f"PJSIPShowContacts refused: {messages[0].message or messages[0].response}")
+        return [dict(message) for message in messages[1:]]
+
     async def reload_module(self, module: str) -> ActionResult:
         return await self.send({"Action": "Reload", "Module": module})

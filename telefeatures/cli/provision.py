@@ -102,11 +102,21 @@ def provision() -> None:
     """Cisco 79x1 SIP phone files and PJSIP endpoints from one inventory."""
 
 
+def _warn_missing_firmware(inv: Inventory, tftp_root: Path) -> None:
+    from ..provisioning.firmware import missing_firmware
+
+    for model, problem in missing_firmware(dict(inv.site.firmware), tftp_root).items():
+        click.echo(f"warning: firmware for the {model} in {tftp_root}: {problem.describe()}; "
+                   "phones of that model cannot load it", err=True)
+
+
 @provision.command("check")
 @click.argument("inventory", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--templates", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Directory of site templates overriding the built-in ones.")
-def check(inventory: Path, templates: Path | None) -> None:
+@click.option("--tftp-root", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Also warn when a model's firmware (.loads and its images) is missing here.")
+def check(inventory: Path, templates: Path | None, tftp_root: Path | None) -> None:
     """Validate INVENTORY and render every file in memory; write nothing.
 
     Exits 1 listing every error."""
@@ -122,6 +132,8 @@ def check(inventory: Path, templates: Path | None) -> None:
         _fail(exc.errors, f"{inventory}: {len(exc.errors)} error(s):")
     lines = sum(len(p.lines) for p in inv.phones)
     click.echo(f"{inventory}: ok, {len(inv.phones)} phone(s), {lines} line(s), {len(plan.files)} file(s)")
+    if tftp_root is not None:
+        _warn_missing_firmware(inv, tftp_root)
 
 
 @provision.command("build")
@@ -147,6 +159,7 @@ def build(inventory: Path, tftp_root: Path, pjsip_path: Path | None, templates: 
     tftp_root, secrets_path, pjsip_path, credentials = _open_outputs(tftp_root, secrets_path, pjsip_path)
     report = _build_files(inventory, inv, tftp_root, pjsip_path, templates, credentials)
     _print_report(report, secrets_path, verbose)
+    _warn_missing_firmware(inv, tftp_root)
     if notify:
         phones = report.changed_phones
         if not phones:

@@ -406,3 +406,15 @@ def test_rotated_password_reaches_the_phone_and_the_old_one_stops_working(phone_
     assert fresh.received("200"), fresh.output
     # The other phones' passwords did not change.
     assert stolen_credentials(site, 2).password == booted[0][2].credentials.password
+
+
+def test_doctor_shows_each_phone_registered_from_its_reserved_address(phone_site, booted):
+    site = phone_site
+    result = site.cli_in_server("provision", "doctor", str(site.inventory), "--tftp-root", str(site.tftp_root),
+                                "--state-dir", str(site.work / "state"))
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:PHONE_COUNT + 1]}
+    for _name, mac, ip, ext in PHONES:
+        assert f"{ext} from {ip} (telefeatures-testbed-phone)" in rows[mac], result.stdout
+    # No firmware is named in this inventory; every file is current.
+    assert "(keeps its own)" in rows[PHONES[0][1]]
+    assert "older than the inventory" not in result.stdout and "not registered" not in result.stdout
