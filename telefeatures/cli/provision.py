@@ -142,6 +142,9 @@ def check(inventory: Path, templates: Path | None, tftp_root: Path | None) -> No
               help="Directory the TFTP server serves; phone files go here.")
 @click.option("--pjsip", "pjsip_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the PJSIP endpoints here (a file to #include from pjsip.conf).")
+@click.option("--hints", "hints_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a dialplan include with a hint per line here (for busy-lamp keys; "
+                   "#include it from extensions.conf).")
 @click.option("--templates", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Directory of site templates overriding the built-in ones.")
 @click.option("--secrets", "secrets_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -150,14 +153,19 @@ def check(inventory: Path, templates: Path | None, tftp_root: Path | None) -> No
 @_event_option
 @click.option("-v", "--verbose", is_flag=True, help="List every file, not just the first few.")
 @_ami_options
-def build(inventory: Path, tftp_root: Path, pjsip_path: Path | None, templates: Path | None,
-          secrets_path: Path | None, notify: bool, event: str, verbose: bool, **ami: Any) -> None:
+def build(inventory: Path, tftp_root: Path, pjsip_path: Path | None, hints_path: Path | None,
+          templates: Path | None, secrets_path: Path | None, notify: bool, event: str, verbose: bool,
+          **ami: Any) -> None:
     """Write SEP<MAC>.cnf.xml, dialplan.xml and XMLDefault.cnf.xml into the TFTP
     root (and the PJSIP include), rewriting only files whose content changed."""
     settings = _ami_settings(**ami) if notify else None
     inv = _load(inventory)
     tftp_root, secrets_path, pjsip_path, credentials = _open_outputs(tftp_root, secrets_path, pjsip_path)
-    report = _build_files(inventory, inv, tftp_root, pjsip_path, templates, credentials)
+    if hints_path is not None:
+        hints_path = hints_path.absolute()
+        if not hints_path.parent.is_dir():
+            raise click.ClickException(f"directory of --hints {hints_path} does not exist")
+    report = _build_files(inventory, inv, tftp_root, pjsip_path, templates, credentials, hints_path)
     _print_report(report, secrets_path, verbose)
     _warn_missing_firmware(inv, tftp_root)
     if notify:
@@ -198,7 +206,8 @@ def _open_outputs(tftp_root: Path, secrets_path: Path | None,
 
 
 def _build_files(inventory: Path, inv: Inventory, tftp_root: Path, pjsip_path: Path | None,
-                 templates: Path | None, credentials: CredentialStore) -> BuildReport:
+                 templates: Path | None, credentials: CredentialStore,
+                 hints_path: Path | None = None) -> BuildReport:
     """Render everything, then write what changed; nothing at all on an error."""
     from ..provisioning.build import BuildError, apply_plan, plan_build
     from ..provisioning.render import ConfigRenderer
@@ -207,9 +216,10 @@ def _build_files(inventory: Path, inv: Inventory, tftp_root: Path, pjsip_path: P
     try:
         if len(inv.phones) >= PROGRESS_FROM and sys.stderr.isatty():
             with click.progressbar(inv.phones, label="rendering", file=sys.stderr) as bar:
-                plan = plan_build(inv, tftp_root, renderer, credentials, pjsip_path, progress=lambda _p: bar)
+                plan = plan_build(inv, tftp_root, renderer, credentials, pjsip_path, hints_path,
+                                  progress=lambda _p: bar)
         else:
-            plan = plan_build(inv, tftp_root, renderer, credentials, pjsip_path)
+            plan = plan_build(inv, tftp_root, renderer, credentials, pjsip_path, hints_path)
     except BuildError as exc:
         _fail(exc.errors, f"{inventory}: {len(exc.errors)} error(s), nothing written:")
     return apply_plan(plan)
@@ -232,6 +242,8 @@ def _print_report(report: BuildReport, secrets_path: Path, verbose: bool) -> Non
                f"{len(report.stale)} stale (phone files no longer in the inventory; not deleted)")
     if report.pjsip_changed:
         click.echo("PJSIP include changed: reload it in Asterisk (module reload res_pjsip.so)")
+    if report.hints_changed:
+        click.echo("hints include changed: reload the dialplan in Asterisk (dialplan reload)")
 
 
 @provision.command("notify")

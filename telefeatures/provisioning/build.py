@@ -21,6 +21,7 @@ SIP_DEFAULT_NAME = "SIPDefault.cnf"
 SEP_NAME = re.compile(r"SEP[0-9A-F]{12}\.cnf\.xml|SIP[0-9A-F]{12}\.cnf")
 TFTP_FILE_MODE = 0o644  # the TFTP server must read them
 PJSIP_FILE_MODE = 0o640  # holds passwords; give Asterisk's group read access
+HINTS_FILE_MODE = 0o644
 
 
 class BuildError(Exception):
@@ -43,6 +44,7 @@ class BuildPlan:
     files: list[PlannedFile]
     credentials: CredentialStore
     pjsip_path: Path | None = None
+    hints_path: Path | None = None
 
 
 @dataclass
@@ -53,6 +55,7 @@ class BuildReport:
     stale: list[Path] = field(default_factory=list)
     changed_phones: list[Phone] = field(default_factory=list)
     pjsip_changed: bool = False
+    hints_changed: bool = False
     secrets_written: bool = False
 
 
@@ -72,6 +75,7 @@ def plan_build(
     renderer: ConfigRenderer,
     credentials: CredentialStore,
     pjsip_path: Path | None = None,
+    hints_path: Path | None = None,
     progress: Callable[[Iterable[Phone]], Iterable[Phone]] = lambda phones: phones,
 ) -> BuildPlan:
     """Render and check every file; raise BuildError listing every problem."""
@@ -110,9 +114,11 @@ def plan_build(
                                      PJSIP_FILE_MODE))
         except RenderError as exc:
             errors += exc.lines()
+    if hints_path is not None:
+        files.append(PlannedFile(hints_path, renderer.render_hints(inventory), HINTS_FILE_MODE))
     if errors:
         raise BuildError(errors)
-    return BuildPlan(tftp_root, files, credentials, pjsip_path)
+    return BuildPlan(tftp_root, files, credentials, pjsip_path, hints_path)
 
 
 def apply_plan(plan: BuildPlan) -> BuildReport:
@@ -133,6 +139,8 @@ def apply_plan(plan: BuildPlan) -> BuildReport:
             report.changed_phones.append(planned.phone)
         if planned.path == plan.pjsip_path:
             report.pjsip_changed = True
+        if planned.path == plan.hints_path:
+            report.hints_changed = True
     for directory in directories:
         fsync_directory(directory)
     wanted = {planned.path.name for planned in plan.files if planned.path.parent == plan.tftp_root}

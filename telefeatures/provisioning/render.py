@@ -24,6 +24,7 @@ SEP_TEMPLATE = "SEP.cnf.xml.j2"
 DIALPLAN_TEMPLATE = "dialplan.xml.j2"
 XML_DEFAULT_TEMPLATE = "XMLDefault.cnf.xml.j2"
 PJSIP_TEMPLATE = "pjsip.conf.j2"
+HINTS_TEMPLATE = "hints.conf.j2"
 SIP_CNF_TEMPLATE = "SIP.cnf.j2"
 SIP_DEFAULT_TEMPLATE = "SIPDefault.cnf.j2"
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -288,6 +289,11 @@ class ConfigRenderer:
         return self._render(SIP_CNF_TEMPLATE, phone.config_name, phone=view, lines=view.lines,
                             load_information=load_information(site, settings, phone.model),
                             **context).encode("ascii")
+
+    def render_hints(self, inventory: Inventory) -> bytes:
+        """The dialplan include with a hint per line (busy-lamp keys watch them)."""
+        return self._render(HINTS_TEMPLATE, "hints include", site=site_view(inventory.site),
+                            phones=inventory.phones).encode("utf-8")
 
     def render_pjsip(self, inventory: Inventory, passwords: dict[str, str]) -> bytes:
         site = inventory.site

@@ -155,6 +155,15 @@ class SippRunner:
                 "-timeout", f"{int(timeout)}s", "-timeout_error"]
         return self._run(cmd, trace, timeout)
 
+    def subscribe(self, ext: str, target: str, *, auth_user: str, password: str, quiet_ms: int = 6000,
+                  timeout: float = 60, local_ip: str = "127.0.0.1") -> SippResult:
+        """Phone ``ext`` subscribes to ``target``'s dialog state (a busy-lamp
+        key) and answers NOTIFYs until none comes for ``quiet_ms``."""
+        cmd, trace = self._base("subscribe.xml", local_ip, f"subscribe-{ext}-{target}",
+                                {"EXT": ext, "WAIT": str(quiet_ms)})
+        cmd += ["-s", target, "-au", auth_user, "-ap", password, "-timeout", f"{int(timeout)}s", "-timeout_error"]
+        return self._run(cmd, trace, timeout)
+
     def trunk_call(self, to_ext: str, cidnum: str, cidname: str = "Caller", extra_header: str = "X-Test: 1",
                    hold_ms: int = 2000, timeout: float = 40) -> SippResult:
         """The provider calls ``to_ext`` from 127.0.0.2 with the given caller ID."""
