@@ -155,6 +155,35 @@ class MetricsSettings(BaseModel):
     port: int = Field(9573, ge=1, le=65535)
 
 
+class TftpSettings(BaseModel):
+    """``telefeatures tftp``; each is also a command-line flag of the same name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Peers outside these networks get no answer (and one log line). Empty: with
+    # --inventory, loopback + the phones' addresses and networks; else anyone.
+    allow: Annotated[list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode] = Field(default_factory=list)
+    inventory: Path | None = None
+    workers: int = Field(1, ge=1, le=64)
+    max_transfers: int = Field(2048, ge=1, le=100000)
+    per_peer_transfers: int = Field(8, ge=1, le=1000)
+    requests_per_second: float = Field(50.0, gt=0, le=100000)
+    request_burst: int = Field(100, ge=1, le=100000)
+    timeout: float = Field(2.0, ge=0.1, le=255)
+    retries: int = Field(5, ge=0, le=50)
+    enumeration_limit: int = Field(8, ge=2, le=10000)
+    enumeration_window: float = Field(60.0, gt=0, le=86400)
+    enumeration_block: float = Field(600.0, ge=0, le=604800)
+    record_fetches: bool = True
+
+    @field_validator("allow", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="TELEFEATURES_",
@@ -185,6 +214,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
+    tftp: TftpSettings = Field(default_factory=TftpSettings)
 
     @field_validator("redis_url")
     @classmethod

@@ -28,11 +28,15 @@ import asyncio
 import errno
 import logging
 import os
+import socket
 import stat
 import struct
 import time
 from dataclasses import dataclass, field
 from typing import BinaryIO
+
+from .fetch_record import FetchRecord
+from .tftp_policy import Peer, PeerPolicy, peer_log
 
 log = logging.getLogger("telefeatures.tftp")
 
@@ -49,6 +53,13 @@ MIN_BLKSIZE, MAX_BLKSIZE = 8, 65464
 MAX_REQUEST = 1024
 MAX_NAME = 255
 MAX_OPTIONS = 8
+TICK = 0.05                      # resolution of the retransmission timer wheel, seconds
+RECORD_EVERY = 1.0               # seconds between writes of the fetch record
+RECEIVE_BUFFER = 4 * 1024 * 1024
+CACHE_BYTES = 256 * 1024 * 1024  # file contents kept in memory across transfers
+MAX_FILE = 256 * 1024 * 1024
+_DATA_HEADER = struct.Struct("!HH")
+_ACK = struct.Struct("!HH")
 
 
 class TftpError(Exception):
@@ -170,35 +181,8 @@ def open_request_file(real_root: str, name: str) -> tuple[BinaryIO, int]:
         raise
 
 
-class _NetasciiReader:
-    """Reads a file as netascii: LF -> CR LF, CR -> CR NUL."""
-
-    def __init__(self, handle: BinaryIO):
-        self.handle = handle
-        self.buffer = b""
-        self.eof = False
-
-    def read(self, size: int) -> bytes:
-        while len(self.buffer) < size and not self.eof:
-            chunk = self.handle.read(65536)
-            if not chunk:
-                self.eof = True
-                break
-            self.buffer += to_netascii(chunk)
-        out, self.buffer = self.buffer[:size], self.buffer[size:]
-        return out
-
-
 def to_netascii(data: bytes) -> bytes:
     return data.replace(b"\r", b"\r\0").replace(b"\n", b"\r\n")
-
-
-def netascii_size(handle: BinaryIO) -> int:
-    total = 0
-    while chunk := handle.read(65536):
-        total += len(chunk) + chunk.count(b"\r") + chunk.count(b"\n")
-    handle.seek(0)
-    return total
 
 
 def negotiate(options: dict[str, str], size: int, default_timeout: float) -> tuple[dict[str, str], int, float]:
@@ -224,27 +208,78 @@ def negotiate(options: dict[str, str], size: int, default_timeout: float) -> tup
     return accepted, blksize, timeout
 
 
-class _TransferEndpoint(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.packets: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=64)
+class _Contents:
+    """File contents by identity (device, inode, size, mtime), so a boot storm
+    reads each file once instead of once per block per phone. A rebuilt file
+    is a new inode (builds rename into place), so it is read afresh; transfers
+    already under way keep the bytes they started with."""
 
-    def datagram_received(self, data: bytes, addr: tuple) -> None:
-        if not self.packets.full():
-            self.packets.put_nowait(data)
+    def __init__(self, budget: int = CACHE_BYTES):
+        self.budget = budget
+        self.used = 0
+        self.entries: dict[tuple, bytes] = {}
 
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable and the like: the client is gone.
-        if not self.packets.full():
-            self.packets.put_nowait(None)
+    def get(self, handle: BinaryIO, info: os.stat_result, mode: str) -> bytes:
+        key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, mode)
+        data = self.entries.get(key)
+        if data is not None:
+            self.entries[key] = self.entries.pop(key)  # most recently used last
+            return data
+        if info.st_size > MAX_FILE:
+            raise TftpError(ERR_UNDEFINED, "file too large")
+        data = handle.read()
+        if mode == "netascii":
+            data = to_netascii(data)
+        self.used += len(data)
+        self.entries[key] = data
+        while self.used > self.budget and len(self.entries) > 1:
+            oldest = next(iter(self.entries))
+            self.used -= len(self.entries.pop(oldest))
+        return data
 
 
-class _ClientGone(Exception):
-    pass
+class _Transfer:
+    """One RRQ being answered, on its own connected socket (the RFC 1350
+    transfer ID). ``block`` is the block waiting for its ACK (0: the OACK)."""
+
+    __slots__ = ("sock", "fd", "addr", "peer", "name", "what", "options", "data", "blksize", "last",
+                 "block", "packet", "sent_at", "timeout", "tries", "started", "slot")
+
+    def __init__(self, sock: socket.socket, addr: tuple, peer: Peer, request: Request, what: str,
+                 data: bytes, blksize: int, timeout: float):
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.addr = addr
+        self.peer = peer
+        self.name = request.filename
+        self.what = what
+        self.options = request.options
+        self.data = data
+        self.blksize = blksize
+        self.last = len(data) // blksize + 1  # the final block is shorter than blksize, maybe empty
+        self.block = 1
+        self.packet = b""
+        self.sent_at = 0.0
+        self.timeout = timeout
+        self.tries = 0
+        self.started = time.monotonic()
+        self.slot = 0
+
+    def data_packet(self) -> bytes:
+        start = (self.block - 1) * self.blksize
+        # Block numbers wrap past 65535 to 0, as common clients expect.
+        return _DATA_HEADER.pack(OP_DATA, self.block & 0xFFFF) + self.data[start:start + self.blksize]
 
 
 class TftpServer:
+    """The server on one UDP socket. Transfers are driven by reader callbacks
+    on their own sockets and one timer wheel for retransmissions: no task,
+    future or timer per block."""
+
     def __init__(self, root: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 6969, *,
-                 max_transfers: int = 32, timeout: float = 2.0, retries: int = 5):
+                 max_transfers: int = 2048, timeout: float = 2.0, retries: int = 5,
+                 policy: PeerPolicy | None = None, record: FetchRecord | None = None,
+                 sock: socket.socket | None = None):
         self.real_root = os.path.realpath(root)
         if not os.path.isdir(self.real_root):
             raise ValueError(f"TFTP root {str(root)!r} is not a directory")
@@ -253,32 +288,40 @@ class TftpServer:
         self.max_transfers = max_transfers
         self.timeout = timeout
         self.retries = retries
-        self._transport: asyncio.DatagramTransport | None = None
-        self._active: dict[tuple, asyncio.Task] = {}
+        self.policy = policy or PeerPolicy()
+        self.record = record
+        self._sock = sock
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._active: dict[tuple, _Transfer] = {}
+        self._contents = _Contents()
+        self._tick = min(TICK, timeout / 4)
+        self._wheel: dict[int, list[_Transfer]] = {}
+        self._ticker: asyncio.TimerHandle | None = None
+        self._record_written = 0.0
 
     # -- lifecycle ---------------------------------------------------------
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        server = self
-
-        class _Listener(asyncio.DatagramProtocol):
-            def datagram_received(self, data: bytes, addr: tuple) -> None:
-                server._on_request(data, addr)
-
-        transport, _ = await loop.create_datagram_endpoint(_Listener, local_addr=(self.host, self.port))
-        self._transport = transport
-        self.port = transport.get_extra_info("sockname")[1]
+        self._loop = asyncio.get_running_loop()
+        if self._sock is None:
+            self._sock = listening_socket(self.host, self.port)
+        self._family = self._sock.family
+        self.port = self._sock.getsockname()[1]
+        self._loop.add_reader(self._sock.fileno(), self._on_request_ready)
         log.info("serving %s on %s port %d (read-only)", self.real_root, self.host, self.port)
 
     async def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
-        tasks = list(self._active.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._sock is not None and self._loop is not None:
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+        for transfer in list(self._active.values()):
+            self._finish(transfer, "cancelled")
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        if self.record is not None:
+            self.record.write()
 
     async def serve_forever(self) -> None:
         await self.start()
@@ -289,119 +332,226 @@ class TftpServer:
 
     # -- requests ----------------------------------------------------------
 
-    def _reply_error(self, addr: tuple, request: str, code: int, message: str) -> None:
-        if self._transport is not None:
-            self._transport.sendto(error_packet(code, message), addr)
-        log.info("%s %s -> error %d %s", _peer(addr), request, code, message)
+    def _on_request_ready(self) -> None:
+        sock = self._sock
+        for _ in range(64):  # drain a burst, but let transfers run between bursts
+            try:
+                data, addr = sock.recvfrom(MAX_REQUEST + 1)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # e.g. ICMP for an error reply sent earlier: nothing to do
+                continue
+            try:
+                self._on_request(data, addr)
+            except Exception:  # one bad request must never stop the server
+                log.exception("tftp request from %s failed", _peer(addr))
+
+    def _reply_error(self, addr: tuple, code: int, message: str) -> None:
+        try:
+            self._sock.sendto(error_packet(code, message), addr)
+        except OSError:
+            pass
+
+    def _refuse(self, peer: Peer, addr: tuple, what: str, code: int, message: str, now: float) -> None:
+        self._reply_error(addr, code, message)
+        peer_log(peer, f"{code} {message}", now, logging.INFO, "%s %s -> error %d %s", _peer(addr), what, code,
+                 message)
 
     def _on_request(self, data: bytes, addr: tuple) -> None:
-        if len(data) < 2 or struct.unpack("!H", data[:2])[0] not in (OP_RRQ, OP_WRQ):
+        if len(data) < 2 or data[0] != 0 or data[1] not in (OP_RRQ, OP_WRQ):
             return  # stray DATA/ACK/ERROR at the server port: not ours to answer
+        if addr in self._active:
+            return  # the client re-sent its RRQ; the transfer is already under way
+        now = time.monotonic()
+        peer = self.policy.peer(addr[0], now)
+        if peer is None:
+            return  # not allowed, blocked or over its rate: no answer (logged by the policy)
         try:
             request = parse_request(data)
         except TftpError as exc:
-            self._reply_error(addr, "request", exc.code, exc.message)
+            self._refuse(peer, addr, "request", exc.code, exc.message, now)
             return
-        what = f"{'RRQ' if request.opcode == OP_RRQ else 'WRQ'} {request.filename[:80]!r} {request.mode}"
+        what = f"{'RRQ' if request.opcode == OP_RRQ else 'WRQ'} {_printable(request.filename, 80)!r} {request.mode}"
         if request.opcode == OP_WRQ:
-            self._reply_error(addr, what, ERR_ACCESS, "read-only server, uploads are refused")
+            self._refuse(peer, addr, what, ERR_ACCESS, "read-only server, uploads are refused", now)
             return
-        if addr in self._active:
-            return  # the client re-sent its RRQ; the transfer is already under way
+        if peer.active >= self.policy.limits.per_peer_transfers:
+            self._refuse(peer, addr, what, ERR_UNDEFINED, "too many transfers from your address", now)
+            return
         if len(self._active) >= self.max_transfers:
-            self._reply_error(addr, what, ERR_UNDEFINED, "server busy, try again")
+            self._refuse(peer, addr, what, ERR_UNDEFINED, "server busy, try again", now)
             return
+        binding = self.policy.binding
         try:
+            if binding is not None and not binding.serves(request.filename, addr[0], now):
+                if self.record is not None and os.path.lexists(os.path.join(self.real_root, request.filename)):
+                    self.record.note(request.filename, "refused", addr[0], reason="not the phone's address")
+                raise TftpError(ERR_NOT_FOUND, "file not found")  # exactly what a missing name gets
             handle, size = open_request_file(self.real_root, request.filename)
-        except TftpError as exc:
-            self._reply_error(addr, what, exc.code, exc.message)
-            return
-        task = asyncio.get_running_loop().create_task(self._transfer(request, what, handle, size, addr))
-        self._active[addr] = task
-        task.add_done_callback(lambda _t: self._active.pop(addr, None))
-
-    async def _transfer(self, request: Request, what: str, handle: BinaryIO, size: int, addr: tuple) -> None:
-        started = time.monotonic()
-        loop = asyncio.get_running_loop()
-        transport = None
-        sent = blocks = 0
-        outcome = "incomplete"
-        try:
             with handle:
-                if request.mode == "netascii":
-                    if "tsize" in request.options:  # the size on the wire, known only by reading it all
-                        size = netascii_size(handle)
-                    source: _NetasciiReader | BinaryIO = _NetasciiReader(handle)
-                else:
-                    source = handle
-                # A fresh socket per transfer (the RFC 1350 transfer ID), connected
-                # so only the client's packets reach it.
-                transport, endpoint = await loop.create_datagram_endpoint(
-                    _TransferEndpoint, local_addr=(self.host, 0), remote_addr=addr[:2])
-                try:
-                    accepted, blksize, timeout = negotiate(request.options, size, self.timeout)
-                except TftpError as exc:
-                    transport.sendto(error_packet(exc.code, exc.message))
-                    outcome = f"error {exc.code} {exc.message}"
-                    return
-                if accepted:
-                    if not await self._exchange(transport, endpoint, oack_packet(accepted), 0, timeout):
-                        outcome = "no ACK for OACK"
-                        return
-                block = 1
-                while True:
-                    payload = source.read(blksize)
-                    if not await self._exchange(transport, endpoint, data_packet(block & 0xFFFF, payload),
-                                                block & 0xFFFF, timeout):
-                        outcome = f"timed out at block {block}"
-                        return
-                    sent += len(payload)
-                    blocks += 1
-                    if len(payload) < blksize:
-                        break
-                    block += 1  # wraps past 65535 to 0, as common clients expect
-                outcome = "ok"
-        except _ClientGone as exc:
-            outcome = f"client aborted: {exc}"
-        except asyncio.CancelledError:
-            outcome = "cancelled"
-            raise
+                content = self._contents.get(handle, os.fstat(handle.fileno()), request.mode)
+            accepted, blksize, timeout = negotiate(request.options, len(content), self.timeout)
+        except TftpError as exc:
+            if exc.code == ERR_NOT_FOUND:
+                self.policy.note_unknown(peer, request.filename, now)
+            self._refuse(peer, addr, what, exc.code, exc.message, now)
+            return
         except OSError as exc:
-            outcome = f"I/O error: {exc.strerror or exc}"
-        finally:
-            if transport is not None:
-                transport.close()
-            opts = " ".join(f"{_printable(k)}={_printable(v)}" for k, v in request.options.items())
-            log.info("%s %s%s -> %s, %d bytes in %d blocks, %.3f s", _peer(addr), what,
-                     f" [{opts}]" if opts else "", outcome, sent, blocks, time.monotonic() - started)
+            self._refuse(peer, addr, what, ERR_UNDEFINED, f"cannot read file ({exc.strerror or exc})", now)
+            return
+        try:
+            sock = socket.socket(self._family, socket.SOCK_DGRAM)
+        except OSError as exc:  # out of file descriptors: like busy
+            self._refuse(peer, addr, what, ERR_UNDEFINED, f"server busy, try again ({exc.strerror or exc})", now)
+            return
+        try:
+            sock.setblocking(False)
+            sock.bind((self.host, 0))
+            sock.connect(addr)
+        except OSError as exc:
+            sock.close()
+            self._refuse(peer, addr, what, ERR_UNDEFINED, f"cannot open a transfer socket ({exc.strerror})", now)
+            return
+        transfer = _Transfer(sock, addr, peer, request, what, content, blksize, timeout)
+        self._active[addr] = transfer
+        peer.active += 1
+        self._loop.add_reader(transfer.fd, self._on_packet, transfer)
+        if accepted:
+            transfer.block = 0
+            transfer.packet = oack_packet(accepted)
+        else:
+            transfer.packet = transfer.data_packet()
+        self._send(transfer, now)
+        self._schedule(transfer)
 
-    async def _exchange(self, transport: asyncio.DatagramTransport, endpoint: _TransferEndpoint,
-                        packet: bytes, block: int, timeout: float) -> bool:
-        """Send ``packet`` until ACK ``block`` arrives; False after the retry cap."""
-        for _attempt in range(self.retries + 1):
-            transport.sendto(packet)
-            deadline = time.monotonic() + timeout
-            while (remaining := deadline - time.monotonic()) > 0:
-                try:
-                    reply = await asyncio.wait_for(endpoint.packets.get(), remaining)
-                except asyncio.TimeoutError:
-                    break
-                if reply is None:
-                    raise _ClientGone("destination unreachable")
-                if len(reply) >= 4:
-                    opcode, number = struct.unpack("!HH", reply[:4])
-                    if opcode == OP_ACK and number == block:
-                        return True
-                    if opcode == OP_ERROR:
-                        raise _ClientGone(f"error {number} {reply[4:-1].decode('ascii', 'replace')[:80]}")
-                # Anything else (a duplicate or old ACK, garbage) is ignored: resending
-                # on a duplicate ACK is the Sorcerer's Apprentice bug.
-        return False
+    # -- transfers ---------------------------------------------------------
+
+    def _send(self, transfer: _Transfer, now: float) -> None:
+        transfer.sent_at = now
+        try:
+            transfer.sock.send(transfer.packet)
+        except (BlockingIOError, InterruptedError):
+            pass  # the socket buffer is full: the timer wheel sends it again
+        except OSError as exc:
+            self._finish(transfer, f"client gone: {exc.strerror or exc}")
+
+    def _on_packet(self, transfer: _Transfer) -> None:
+        try:
+            reply = transfer.sock.recv(MAX_REQUEST)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:  # ICMP port unreachable and the like: the client is gone
+            self._finish(transfer, f"client gone: {exc.strerror or exc}")
+            return
+        if len(reply) < 4:
+            return
+        opcode, number = _ACK.unpack_from(reply)
+        if opcode == OP_ACK:
+            if number != transfer.block & 0xFFFF:
+                # A duplicate or old ACK: resending on it is the Sorcerer's Apprentice bug.
+                return
+            if transfer.block == transfer.last:
+                self._finish(transfer, "ok")
+                return
+            transfer.block += 1
+            transfer.tries = 0
+            transfer.packet = transfer.data_packet()
+            self._send(transfer, time.monotonic())
+        elif opcode == OP_ERROR:
+            message = reply[4:-1].decode("ascii", "replace")
+            self._finish(transfer, f"client aborted: error {number} {_printable(message, 80)}")
+
+    def _schedule(self, transfer: _Transfer) -> None:
+        slot = int((transfer.sent_at + transfer.timeout) / self._tick) + 1
+        transfer.slot = slot
+        bucket = self._wheel.get(slot)
+        if bucket is None:
+            self._wheel[slot] = [transfer]
+        else:
+            bucket.append(transfer)
+        if self._ticker is None:
+            self._ticker = self._loop.call_later(self._tick, self._on_tick)
+
+    def _on_tick(self) -> None:
+        """Send again what was not acknowledged in time; end transfers past the
+        retry cap. A transfer sits in one slot of the wheel and moves on only
+        when its slot comes round, not at every block."""
+        self._ticker = None
+        now = time.monotonic()
+        current = int(now / self._tick)
+        for slot in sorted(s for s in self._wheel if s <= current):
+            for transfer in self._wheel.pop(slot):
+                if transfer.slot != slot or transfer.addr not in self._active:
+                    continue  # finished, or moved to another slot
+                if now - transfer.sent_at >= transfer.timeout:
+                    if transfer.tries >= self.retries:
+                        what = "no ACK for OACK" if transfer.block == 0 else f"timed out at block {transfer.block}"
+                        self._finish(transfer, what)
+                        continue
+                    transfer.tries += 1
+                    self._send(transfer, now)
+                    if transfer.addr not in self._active:
+                        continue
+                self._schedule(transfer)
+        if self.record is not None and now - self._record_written >= RECORD_EVERY:
+            self._record_written = now
+            self.record.write()
+        if self._ticker is None and (self._wheel or (self.record is not None and self.record.dirty)):
+            self._ticker = self._loop.call_later(self._tick, self._on_tick)
+
+    def _finish(self, transfer: _Transfer, outcome: str) -> None:
+        if self._active.pop(transfer.addr, None) is None:
+            return
+        transfer.peer.active -= 1
+        self._loop.remove_reader(transfer.fd)
+        transfer.sock.close()
+        transfer.slot = -1
+        block = transfer.block
+        if outcome == "ok":
+            sent, blocks = len(transfer.data), transfer.last
+        else:
+            blocks = max(block - 1, 0)
+            sent = min(blocks * transfer.blksize, len(transfer.data))
+        if self.record is not None:
+            if outcome == "ok":
+                self.record.note(transfer.name, "ok", transfer.addr[0], bytes=sent)
+            else:
+                self.record.note(transfer.name, "failed", transfer.addr[0], reason=outcome)
+            if self._ticker is None:
+                self._ticker = self._loop.call_later(self._tick, self._on_tick)
+        opts = " ".join(f"{_printable(k)}={_printable(v)}" for k, v in transfer.options.items())
+        log.info("%s %s%s -> %s, %d bytes in %d blocks, %.3f s", _peer(transfer.addr), transfer.what,
+                 f" [{opts}]" if opts else "", outcome, sent, blocks, time.monotonic() - transfer.started)
 
 
-def _printable(text: str) -> str:
+def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """The server's UDP socket, non-blocking, with a receive buffer that holds
+    a boot storm's burst of requests (4 MB; beyond net.core.rmem_max only with
+    CAP_NET_ADMIN, else as large as the system allows)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        for option in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+            if option is None:
+                continue
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, option, RECEIVE_BUFFER)
+                break
+            except PermissionError:
+                continue
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _printable(text: str, limit: int = 40) -> str:
     """Client-supplied text made safe for a log line."""
-    return "".join(char if " " < char <= "~" else "?" for char in text[:40])
+    return "".join(char if " " < char <= "~" else "?" for char in text[:limit])
 
 
 def _peer(addr: tuple) -> str:
