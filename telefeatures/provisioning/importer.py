@@ -281,10 +281,10 @@ def sip_cnf_cisco_zone(zone: str) -> str | None:
     for cisco, (abbreviation, rule) in SIP_CNF_ZONES.items():
         settings = {"time_zone": abbreviation, "dst_auto_adjust": "1" if rule else "0"}
         if rule:
-            settings.update({"dst_start_month": rule.start_month, "dst_start_week_of_month": str(rule.start_week_of_month),
-                             "dst_start_day_of_week": "Sunday", "dst_start_time": rule.start_time,
-                             "dst_stop_month": rule.stop_month, "dst_stop_week_of_month": str(rule.stop_week_of_month),
-                             "dst_stop_day_of_week": "Sunday", "dst_stop_time": rule.stop_time})
+            for edge in ("start", "stop"):  # as sip_settings.cnf.j2 writes the rule
+                settings.update({f"dst_{edge}_month": getattr(rule, f"{edge}_month"),
+                                 f"dst_{edge}_week_of_month": str(getattr(rule, f"{edge}_week_of_month")),
+                                 f"dst_{edge}_day_of_week": "Sunday", f"dst_{edge}_time": getattr(rule, f"{edge}_time")})
         if sip_cnf_time_zone(lambda key, default="": settings.get(key, default)) == zone:
             return cisco
     return None

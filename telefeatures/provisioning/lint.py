@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+from lxml import etree
 
 from .config_reader import PLACEHOLDER, ConfigReadError, parse_sip_conf, parse_xml
 from .dial_templates import dialplan_problems
@@ -23,6 +26,28 @@ def _placeholders(path: Path, text: str) -> list[str]:
         for match in PLACEHOLDER.finditer(line):
             out.append(f"{_where(path, number)}: template placeholder {match.group(0)!r} left in the file")
     return out
+
+
+_BUTTON = re.compile(r"line button='([^']*)'")
+_ELEMENT = re.compile(r"([A-Za-z][A-Za-z0-9]*)\b")
+
+
+def _line_of(root: etree._Element, problem: str) -> int | None:
+    """The line of the element a rule message is about (the rules name the
+    element, or the line key by its button), or None for a missing element."""
+    if "is missing" in problem:
+        return None
+    button = _BUTTON.match(problem)
+    if button:
+        for line in root.iter("line"):
+            if line.get("button") == button.group(1):
+                return line.sourceline
+    word = _ELEMENT.match(problem)
+    if word:
+        element = next(root.iter(word.group(1)), None)
+        if element is not None:
+            return element.sourceline
+    return None
 
 
 def lint_file(path: Path) -> list[str]:
@@ -45,7 +70,8 @@ def lint_file(path: Path) -> list[str]:
             return [f"{path}:{problem.removeprefix('line ')}" if problem.startswith("line ") else
                     f"{path}: {problem}" for problem in exc.problems]
         check = check_sep_config if kind == "sep" else check_xml_default
-        return _placeholders(path, text) + [f"{path}: {problem}" for problem in check(root)]
+        return _placeholders(path, text) + [f"{_where(path, _line_of(root, problem))}: {problem}"
+                                            for problem in check(root)]
     if kind in ("sip79x0", "sipdefault"):
         try:
             parse_sip_conf(text, str(path))

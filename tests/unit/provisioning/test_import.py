@@ -436,3 +436,16 @@ def test_a_7960_whose_daylight_rule_no_zone_gives_is_refused(tmp_path):
     assert "time zone 'EST, DST April week 2 Sunday 02:00 to November week 1 Sunday 02:00': no inventory time " \
            "zone gives a 7940/7960 this zone" in result.output
     assert not (tmp_path / "phones.toml").exists()
+
+
+def test_lint_names_the_line_of_a_broken_sep_setting(tmp_path):
+    path = tmp_path / "SEP0019E8F490AD.cnf.xml"
+    path.write_text(RICH_FILE.replace("<phoneLabel>Office</phoneLabel>", "<phoneLabel>Label-of-the-office</phoneLabel>")
+                    .replace("<cnfJoinEnabled>false", "<cnfJoinEnabled>False"))
+    result = CliRunner().invoke(cli, ["provision", "lint", str(path)])
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    label_line = 1 + RICH_FILE.splitlines().index("    <phoneLabel>Office</phoneLabel>")
+    assert any(line.startswith(f"{path}:{label_line}: phoneLabel 'Label-of-the-office'") for line in lines), lines
+    join_line = 1 + next(n for n, text in enumerate(RICH_FILE.splitlines()) if "<cnfJoinEnabled>" in text)
+    assert any(line.startswith(f"{path}:{join_line}: cnfJoinEnabled is 'False'") for line in lines), lines
