@@ -51,6 +51,10 @@ def import_command(paths: tuple[Path, ...], output: Path, secrets_path: Path | N
     if not output.absolute().parent.is_dir():
         raise click.ClickException(f"directory of --output {output} does not exist")
     secrets_path = secrets_path or output.with_name(output.name.removesuffix(".toml") + ".secrets.json")
+    for directory in (p.resolve() for p in paths if p.is_dir()):
+        if secrets_path.absolute().resolve().is_relative_to(directory):
+            raise click.ClickException(f"secrets file {secrets_path} would be inside {directory}, which holds phone "
+                                       "files (a TFTP root?) where anyone could fetch it; choose --secrets elsewhere")
     site, existing = None, None
     try:
         if site_path:

@@ -669,7 +669,6 @@ _CSV_COLUMNS = {
     "display_name": ("displayname", "display1", "display", "alertingname1", "alertingname", "name"),
     "label": ("linetextlabel1", "linetextlabel", "label", "label1"),
     "auth_user": ("authuser", "digestuser", "authname"),
-    "phone_label": ("description", "phonelabel"),
 }
 
 

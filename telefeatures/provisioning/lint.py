@@ -24,7 +24,8 @@ def _placeholders(path: Path, text: str) -> list[str]:
     out = []
     for number, line in enumerate(text.splitlines(), start=1):
         for match in PLACEHOLDER.finditer(line):
-            out.append(f"{_where(path, number)}: template placeholder {match.group(0)!r} left in the file")
+            shown = "(in a password, not shown)" if "password" in line.lower() else repr(match.group(0))
+            out.append(f"{_where(path, number)}: template placeholder {shown} left in the file")
     return out
 
 

@@ -201,6 +201,12 @@ def test_a_setting_the_inventory_cannot_hold_refuses_the_phone(tmp_path):
     assert not (tmp_path / "out.toml").exists()
 
 
+def test_secrets_are_never_written_into_the_directory_imported_from(built_site):
+    result = run("provision", "import", str(built_site), "-o", str(built_site / "phones.toml"))
+    assert result.exit_code == 1 and "where anyone could fetch it" in result.output
+    assert not (built_site / "phones.secrets.json").exists() and not (built_site / "phones.toml").exists()
+
+
 def test_existing_output_is_kept_unless_forced(built_site, tmp_path):
     output = tmp_path / "inventory.toml"
     output.write_text("# the admin's own\n")
@@ -259,7 +265,7 @@ def test_lint_reports_file_and_line_and_fails(tmp_path):
     lines = result.stdout.splitlines()
     assert any(line.startswith(f"{bad}:2: TEMPLATE #1: MATCH '9XXX'") for line in lines), lines
     assert any(line.startswith(f"{broken}:3: not well-formed XML") for line in lines), lines
-    assert f"{template}:2: template placeholder '###PASSWORD###' left in the file" in lines
+    assert f"{template}:2: template placeholder (in a password, not shown) left in the file" in lines
     assert not any(line.startswith(str(good)) for line in lines)
 
 
