@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from .provision import provision
+from .provision import _fail, provision
 
 
 @provision.command("import")
@@ -128,9 +128,3 @@ def lint_command(files: tuple[Path, ...]) -> None:
     if count:
         sys.exit(1)
 
-
-def _fail(lines: list[str], header: str) -> None:
-    click.echo(header, err=True)
-    for line in lines:
-        click.echo(f"  {line}", err=True)
-    sys.exit(1)

@@ -25,11 +25,21 @@ def _bool(text: str) -> bool:
     return text == "true"
 
 
-def _inverted(text: str) -> bool:
-    """vendorConfig flags: 0 = enabled, 1 = disabled."""
+def _flag(text: str) -> bool:
+    """7940/7960 switches: 1 on, 0 off."""
     if text not in ("0", "1"):
         raise ValueError(text)
-    return text == "0"
+    return text == "1"
+
+
+def _inverted(text: str) -> bool:
+    """vendorConfig flags: 0 = enabled, 1 = disabled."""
+    return not _flag(text)
+
+
+def _on_off_enum(text: str) -> int:
+    """A 7940/7960 0/1 switch as the 79x1 0-3 enum (0 off, 1 on; user may change)."""
+    return int(_flag(text))
 
 
 # element path (as config_reader names it) -> (inventory key, converter)
@@ -85,20 +95,6 @@ PHONE_ELEMENTS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "userLocale/winCharSet": ("user_locale_win_charset", str),
     "networkLocale": ("network_locale", str),
 }
-def _flag(text: str) -> bool:
-    """7940/7960 switches: 1 on, 0 off."""
-    if text not in ("0", "1"):
-        raise ValueError(text)
-    return text == "1"
-
-
-def _on_off_enum(text: str) -> int:
-    """A 7940/7960 0/1 switch as the 79x1 0-3 enum (0 off, 1 on; user may change)."""
-    if text not in ("0", "1"):
-        raise ValueError(text)
-    return int(text)
-
-
 # SIPDefault.cnf / SIP<MAC>.cnf key -> (inventory key, converter), as sip_settings.cnf.j2 writes them.
 SIP_CNF_KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "proxy_register": ("register_with_proxy", _flag),
