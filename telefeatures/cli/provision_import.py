@@ -26,10 +26,14 @@ from .provision import _fail, provision
               help="Existing inventory whose [site] (and phones) the imported phones join.")
 @click.option("--model", help="Model of the phone(s) when the firmware load does not tell (e.g. 7961).")
 @click.option("--mac", help="MAC of the single phone file given when its name does not carry one.")
+@click.option("--templates-out", type=click.Path(file_okay=False, path_type=Path),
+              help="Keep the imported dial plan: write it as DIR/dialplan.xml.j2 for 'provision build --templates "
+                   "DIR' (instead of the one the inventory's dial rules generate).")
 @click.option("--partial", is_flag=True, help="Write the phones that import even if others are refused.")
 @click.option("--force", is_flag=True, help="Overwrite --output if it exists.")
 def import_command(paths: tuple[Path, ...], output: Path, secrets_path: Path | None, csv_path: Path | None,
-                   site_path: Path | None, model: str | None, mac: str | None, partial: bool, force: bool) -> None:
+                   site_path: Path | None, model: str | None, mac: str | None, templates_out: Path | None,
+                   partial: bool, force: bool) -> None:
     """Read existing SEP<MAC>.cnf.xml, SIP<MAC>.cnf + SIPDefault.cnf, dialplan.xml
     and XMLDefault.cnf.xml files (or directories of them) into an inventory.
 
@@ -41,7 +45,14 @@ def import_command(paths: tuple[Path, ...], output: Path, secrets_path: Path | N
     (unless --partial)."""
     from ..provisioning.credentials import CredentialsError, CredentialStore
     from ..provisioning.files import fsync_directory, write_atomic
-    from ..provisioning.importer import ImportError_, collect_files, import_phones, load_site, read_csv
+    from ..provisioning.importer import (
+        ImportError_,
+        collect_files,
+        dialplan_template,
+        import_phones,
+        load_site,
+        read_csv,
+    )
     from ..provisioning.inventory import InventoryError
 
     if not paths and not csv_path:
@@ -90,6 +101,11 @@ def import_command(paths: tuple[Path, ...], output: Path, secrets_path: Path | N
         click.echo("nothing written: some files were refused (fix them, or --partial writes the rest)", err=True)
         sys.exit(1)
 
+    if templates_out is not None and len(result.dialplans) != 1:
+        raise click.ClickException(f"--templates-out keeps one dial plan; {len(result.dialplans)} valid ones were "
+                                   "given; nothing written")
+    if templates_out is not None and templates_out.exists() and not templates_out.is_dir():
+        raise click.ClickException(f"--templates-out {templates_out} is not a directory; nothing written")
     try:
         store = CredentialStore.load(secrets_path)
     except CredentialsError as exc:
@@ -104,6 +120,11 @@ def import_command(paths: tuple[Path, ...], output: Path, secrets_path: Path | N
         store.added = sorted(new)
         store.save()  # before the inventory: no file ever names a password that is not recorded
         click.echo(f"secrets  {secrets_path}: {len(new)} password(s) (mode 0600)")
+    if templates_out is not None:
+        templates_out.mkdir(parents=True, exist_ok=True)
+        template = templates_out / "dialplan.xml.j2"
+        write_atomic(template.absolute(), dialplan_template(result.dialplans[0]).encode("utf-8"), 0o644)
+        click.echo(f"wrote    {template} (build with --templates {templates_out})")
     write_atomic(output.absolute(), result.toml().encode("utf-8"), 0o644, keep_mode=False)
     fsync_directory(output.absolute().parent)
     click.echo(f"wrote    {output}: {len(result.inventory.phones)} phone(s)")

@@ -98,6 +98,7 @@ class ImportResult:
     imported: list[Imported]
     refused: list[Refused]
     notes: list[str]  # about the import as a whole (dial plans, XMLDefault, ...)
+    dialplans: list[Path] = field(default_factory=list)  # those that follow the documented rules
 
     def toml(self) -> str:
         return tomli_w.dumps(self.raw)
@@ -391,6 +392,7 @@ def import_phones(
     firmware: dict[str, str] = dict(site_raw.get("firmware", {}))
     xml_default_addresses = _read_xml_defaults(inputs.xml_defaults, firmware, notes)
     notes += _check_dialplans(inputs.dialplans)
+    valid_dialplans = [path for path in inputs.dialplans if not dialplan_problems(path.read_bytes())]
 
     fixed_site = bool(site_raw.get("asterisk_address"))
     candidates: list[tuple[Source, dict[str, Any]]] = []
@@ -504,12 +506,13 @@ def import_phones(
         if csv_rows:
             raise ImportError_("the CSV names phones but no site: give an inventory with --site, or import "
                                "a SEP<MAC>.cnf.xml together with it")
-        return ImportResult({}, None, {}, [], refused, notes)
+        return ImportResult({}, None, {}, [], refused, notes, valid_dialplans)
     raw, inventory = _settle(site_raw, existing_phones or [], accepted, csv_phones, passwords, refused)
     if accepted and "dial_rules" in site_raw and not fixed_site:
         notes.append(f"site.dial_rules: extension_patterns {site_raw['dial_rules']['extension_patterns']} derived "
                      "from the imported extensions so each dials at once; add outside_patterns for outside numbers")
-    return ImportResult(raw, inventory, {k: v for k, v in passwords.items() if v}, accepted, refused, notes)
+    return ImportResult(raw, inventory, {k: v for k, v in passwords.items() if v}, accepted, refused, notes,
+                        valid_dialplans)
 
 
 def extension_dial_rules(extensions: list[str]) -> dict[str, Any]:
@@ -650,13 +653,21 @@ def _read_xml_defaults(paths: list[Path], firmware: dict[str, str], notes: list[
     return addresses
 
 
+def dialplan_template(path: Path) -> str:
+    """A dial plan as a site template that renders to exactly its own text."""
+    text = path.read_text(encoding="utf-8")
+    return (f"{{#- Imported by 'telefeatures provision import' from {path.name}; served as it was. -#}}\n"
+            f"{{% raw %}}{text}{{% endraw %}}")
+
+
 def _check_dialplans(paths: list[Path]) -> list[str]:
     notes = []
     for path in paths:
         problems = dialplan_problems(path.read_bytes())
         state = "breaks documented rules: " + "; ".join(map(str, problems[:3])) if problems else "valid"
         notes.append(f"{path}: dial plan {state}. The inventory generates its dial plan from site.dial_rules "
-                     "and feature codes; to keep this one, put it in a --templates directory as dialplan.xml.j2")
+                     "and feature codes; --templates-out DIR keeps this one as DIR/dialplan.xml.j2 for "
+                     "'provision build --templates DIR'")
     return notes
 
 

@@ -455,3 +455,28 @@ def test_lint_names_the_line_of_a_broken_sep_setting(tmp_path):
     assert any(line.startswith(f"{path}:{label_line}: phoneLabel 'Label-of-the-office'") for line in lines), lines
     join_line = 1 + next(n for n, text in enumerate(RICH_FILE.splitlines()) if "<cnfJoinEnabled>" in text)
     assert any(line.startswith(f"{path}:{join_line}: cnfJoinEnabled is 'False'") for line in lines), lines
+
+
+def test_an_imported_dial_plan_is_served_unchanged_from_a_template_directory(tmp_path):
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "SEP0012345678DE.cnf.xml").write_text(one_line_file())
+    plan = ('<DIALTEMPLATE>\n  <!-- internal -->\n  <TEMPLATE MATCH="6.." TIMEOUT="0"/>\n'
+            '  <TEMPLATE MATCH="0,*" Timeout="5" User="phone"/>\n  <TEMPLATE MATCH="*" Timeout="5"/>\n</DIALTEMPLATE>\n')
+    (source / "dialplan.xml").write_text(plan)
+    templates = tmp_path / "templates"
+    result = run("provision", "import", str(source), "-o", str(tmp_path / "site.toml"),
+                 "--secrets", str(tmp_path / "site.secrets.json"), "--templates-out", str(templates))
+    assert result.exit_code == 0, result.output
+    tftp = tmp_path / "tftp"
+    tftp.mkdir()
+    result = run("provision", "build", str(tmp_path / "site.toml"), "--tftp-root", str(tftp),
+                 "--secrets", str(tmp_path / "site.secrets.json"), "--templates", str(templates))
+    assert result.exit_code == 0, result.output
+
+    def templates_of(text: bytes) -> list[dict[str, str]]:
+        from lxml import etree
+
+        return [dict(t.attrib) for t in etree.fromstring(text) if t.tag == "TEMPLATE"]
+
+    assert templates_of((tftp / "dialplan.xml").read_bytes()) == templates_of(plan.encode())
