@@ -27,7 +27,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import tomllib
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -47,17 +46,22 @@ CHROOT_RECIPE = {
     "include": ["asterisk", "asterisk-core-sounds-en", "python3", "python3-venv"],
     "revision": 1,
 }
-# The project dependencies telefeatures-agi needs inside the Asterisk root
-# (classic AGI); their version pins come from pyproject.toml.
-CLASSIC_AGI_PACKAGES = ("pydantic", "pydantic-settings", "redis", "prometheus-client", "python-json-logger",
-                        "pyst2")
+# What telefeatures-agi needs inside the Asterisk root (classic AGI), the same
+# list the Docker image installs.
+CLASSIC_AGI_REQUIREMENTS = PROJECT / "docker" / "asterisk" / "classic-agi-requirements.txt"
+# Published as source archives only: built into (pure) wheels on the host.
+SDIST_ONLY = ("pyst2",)
 
 
 def classic_agi_requirements() -> list[str]:
-    deps = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]["dependencies"]
-    picked = [re.sub(r"\[[^]]*\]", "", d) for d in deps  # no extras: hiredis is optional there
-              if re.split(r"[\[<>=!~ ]", d, maxsplit=1)[0].lower() in CLASSIC_AGI_PACKAGES]
-    return [*picked, "six>=1.9"]  # pyst2's own dependency, which it does not declare as a wheel would
+    lines = (line.split("#", 1)[0].strip() for line in CLASSIC_AGI_REQUIREMENTS.read_text().splitlines())
+    return [line for line in lines if line]
+
+
+def requirement_name(requirement: str) -> str:
+    return re.split(r"[\[<>=!~ ;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
 CHROOT_VENV = "/opt/telefeatures"
 OWNED_DIRS = ["etc/asterisk", "var/lib/asterisk", "var/spool/asterisk", "var/log/asterisk",
               "run/asterisk", "var/cache/asterisk"]
@@ -148,22 +152,31 @@ def host_asterisk() -> str | None:
     return path if m and int(m.group(1)) >= 20 else None
 
 
-def docker_usable() -> bool:
-    if not shutil.which("docker"):
-        return False
-    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
-
-
 def choose_source() -> str:
+    """The source ``TF_ASTERISK`` names, or with ``auto`` the first one that can
+    run here; says which it took and why each one before it could not. A source
+    asked for by name that cannot run is an error, never a fallback."""
+    from tests.testbed.images import engine_problem
+
     wanted = os.environ.get("TF_ASTERISK", "auto")
     if wanted not in ("auto", "host", "docker", "chroot"):
         raise TestbedError(f"TF_ASTERISK={wanted!r}: use auto, host, docker or chroot")
+    if wanted == "host" and not host_asterisk():
+        raise TestbedError("TF_ASTERISK=host: no asterisk 20 or later on PATH")
+    if wanted == "docker":
+        problem = engine_problem()
+        if problem:
+            raise TestbedError(f"TF_ASTERISK=docker: {problem}")
     if wanted != "auto":
         return wanted
     if host_asterisk():
+        log("Asterisk source: host (TF_ASTERISK=auto)")
         return "host"
-    if docker_usable():
+    problem = engine_problem()
+    if problem is None:
+        log("Asterisk source: docker (TF_ASTERISK=auto; host: no asterisk 20 or later on PATH)")
         return "docker"
+    log(f"Asterisk source: chroot (TF_ASTERISK=auto; host: no asterisk 20 or later on PATH; docker: {problem})")
     return "chroot"
 
 
@@ -198,6 +211,31 @@ def build_project_wheel(dest: Path) -> Path:
     return next(dest.glob("telefeatures-*.whl"))
 
 
+def fetch_wheels(requirements: list[str], pyver: str) -> Path:
+    """A cached wheelhouse with ``requirements`` (and what they depend on) for
+    CPython ``pyver`` on x86-64 Linux, downloaded on the host: pip inside the
+    Asterisk root or a Docker build cannot reach the package index here. pip
+    judges environment markers by the host's Python, not ``pyver``: list a
+    dependency behind such a marker explicitly."""
+    wheelhouse = cache_dir() / f"wheelhouse-{recipe_key({'py': pyver, 'req': requirements})}"
+    if (wheelhouse / ".complete").exists():
+        return wheelhouse
+    log(f"downloading wheels for Python {pyver}: {', '.join(requirement_name(r) for r in requirements)}")
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    abi = "cp" + "".join(pyver.split(".")[:2])
+    binary = [r for r in requirements if requirement_name(r) not in SDIST_ONLY]
+    source = [r for r in requirements if requirement_name(r) in SDIST_ONLY]
+    _run([sys.executable, "-m", "pip", "download", "-q", "--dest", str(wheelhouse),
+          "--only-binary=:all:", "--python-version", pyver, "--implementation", "cp", "--abi", abi,
+          "--abi", "abi3", "--abi", "none",
+          "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64",
+          "--platform", "manylinux_2_28_x86_64", "--platform", "any", *binary])
+    if source:
+        _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheelhouse), *source])
+    (wheelhouse / ".complete").write_text("ok")
+    return wheelhouse
+
+
 def ensure_chroot_classic_agi(root: Path) -> str:
     """Install telefeatures-agi into a venv inside the root; returns its path there.
 
@@ -212,21 +250,7 @@ def ensure_chroot_classic_agi(root: Path) -> str:
     marker = root / CHROOT_VENV.lstrip("/") / f".deps-{key}"
     inside_wheels = root / "tmp" / "tf-wheelhouse"
     if not marker.exists():
-        wheelhouse = cache_dir() / f"wheelhouse-{key}"
-        if not (wheelhouse / ".complete").exists():
-            log(f"downloading classic-AGI dependencies for Python {pyver}")
-            wheelhouse.mkdir(parents=True, exist_ok=True)
-            abi = "cp" + pyver.replace(".", "")
-            _run([sys.executable, "-m", "pip", "download", "-q", "--dest", str(wheelhouse),
-                  "--only-binary=:all:", "--python-version", pyver, "--implementation", "cp", "--abi", abi,
-                  "--abi", "abi3", "--abi", "none",
-                  "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64",
-                  "--platform", "manylinux_2_28_x86_64", "--platform", "any",
-                  *[r for r in requirements if not r.startswith("pyst2")]])
-            # pyst2 is published as a source archive only: build its (pure) wheel here.
-            _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheelhouse),
-                  *[r for r in requirements if r.startswith("pyst2")]])
-            (wheelhouse / ".complete").write_text("ok")
+        wheelhouse = fetch_wheels(requirements, pyver)
         shutil.rmtree(root / CHROOT_VENV.lstrip("/"), ignore_errors=True)
         _run(["chroot", str(root), "python3", "-m", "venv", CHROOT_VENV])
         shutil.rmtree(inside_wheels, ignore_errors=True)
@@ -245,9 +269,15 @@ def ensure_chroot_classic_agi(root: Path) -> str:
     return f"{CHROOT_VENV}/bin/telefeatures-agi"
 
 
-def ensure_docker_image() -> None:
-    _run(["docker", "build", "-q", "-t", "telefeatures-testbed-asterisk", "-f",
-          str(PROJECT / "docker" / "asterisk" / "Dockerfile"), str(PROJECT)], timeout=1800)
+def ensure_docker_image() -> str:
+    """Build (or reuse) the telefeatures-asterisk image; returns its name."""
+    from tests.testbed.images import ASTERISK, ImageError, ensure_all
+
+    try:
+        ensure_all((ASTERISK,))
+    except ImageError as exc:
+        raise TestbedError(f"Docker source: {exc}") from None
+    return ASTERISK.name
 
 
 # ----------------------------------------------------------------------------- instance
@@ -277,6 +307,7 @@ class Asterisk:
     phone_secret: str
     root: Path | None = None
     container: str | None = None
+    image: str | None = None
     process: subprocess.Popen | None = None
     env: dict = field(default_factory=dict)
 
@@ -304,9 +335,10 @@ class Asterisk:
     def start(self, boot_timeout: float = 60) -> None:
         if self.source == "docker":
             self.container = f"tf-testbed-{uuid.uuid4().hex[:8]}"
-            cmd = ["docker", "run", "--rm", "--name", self.container, "--network", "host",
+            # The image's health check asks the default asterisk.conf, not this run's.
+            cmd = ["docker", "run", "--rm", "--name", self.container, "--network", "host", "--no-healthcheck",
                    "-v", f"{self.run_dir}:{self.inside}", *[f"-e{k}={v}" for k, v in self.env.items()],
-                   "telefeatures-testbed-asterisk", "asterisk", "-f", "-U", "root", "-C",
+                   self.image, "asterisk", "-f", "-U", "root", "-C",
                    f"{self.inside}/etc/asterisk.conf"]
         else:
             cmd = self._cmd("-f", "-U", "root")
@@ -380,7 +412,7 @@ def prepare(agi_port: int, env: dict | None = None, extra_pjsip: str = "", quiet
     starts itself: chroot or host)."""
     source = source or choose_source()
     run_id = f"tf-run-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    root = None
+    root = image = None
     classic_agi = str(Path(sys.executable).with_name("telefeatures-agi"))
     moddir = datadir = ""
     if source == "chroot":
@@ -398,7 +430,7 @@ def prepare(agi_port: int, env: dict | None = None, extra_pjsip: str = "", quiet
         moddir = next((c for c in candidates if Path(c).is_dir()), candidates[0])
         datadir = "/usr/share/asterisk" if Path("/usr/share/asterisk/sounds").exists() else "/var/lib/asterisk"
     else:
-        ensure_docker_image()
+        image = ensure_docker_image()
         run_dir = Path(tempfile.mkdtemp(prefix=run_id))
         inside = "/testbed"
         classic_agi = f"{CHROOT_VENV}/bin/telefeatures-agi"
@@ -410,7 +442,8 @@ def prepare(agi_port: int, env: dict | None = None, extra_pjsip: str = "", quiet
     ports = Ports(sip=free_port(socket.SOCK_DGRAM), ami=free_port(), agi=agi_port,
                   provider=free_port(socket.SOCK_DGRAM, "127.0.0.2"), rtp_start=rtp, rtp_end=rtp + 200)
     ast = Asterisk(source=source, run_dir=run_dir, inside=inside, ports=ports, ami_user="tftest",
-                   ami_secret=uuid.uuid4().hex, phone_secret=uuid.uuid4().hex[:12], root=root, env=env or {})
+                   ami_secret=uuid.uuid4().hex, phone_secret=uuid.uuid4().hex[:12], root=root, image=image,
+                   env=env or {})
     values = {
         "RUN": inside, "MODDIR": moddir, "DATADIR": datadir, "SIP_PORT": str(ports.sip),
         "AMI_PORT": str(ports.ami), "AMI_USER": ast.ami_user, "AMI_SECRET": ast.ami_secret,
@@ -445,8 +478,9 @@ def main(argv: list[str]) -> int:
         ensure_chroot_classic_agi(root)
         out = _run(["chroot", str(root), "asterisk", "-V"]).stdout.strip()
     elif source == "docker":
-        ensure_docker_image()
-        out = _run(["docker", "run", "--rm", "telefeatures-testbed-asterisk", "asterisk", "-V"]).stdout.strip()
+        image = ensure_docker_image()
+        out = _run(["docker", "run", "--rm", "--network", "host", "--no-healthcheck", image, "asterisk",
+                    "-V"]).stdout.strip()
     else:
         out = _run(["asterisk", "-V"]).stdout.strip()
     log(out)
