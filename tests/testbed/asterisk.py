@@ -168,6 +168,7 @@ def choose_source() -> str:
         if problem:
             raise TestbedError(f"TF_ASTERISK=docker: {problem}")
     if wanted != "auto":
+        log(f"Asterisk source: {wanted} (TF_ASTERISK={wanted})")
         return wanted
     if host_asterisk():
         log("Asterisk source: host (TF_ASTERISK=auto)")
@@ -472,7 +473,6 @@ def main(argv: list[str]) -> int:
         print("usage: python -m tests.testbed.asterisk build", file=sys.stderr)
         return 2
     source = choose_source()
-    log(f"Asterisk source: {source}")
     if source == "chroot":
         root = ensure_chroot_root()
         ensure_chroot_classic_agi(root)
