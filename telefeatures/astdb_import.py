@@ -81,27 +81,44 @@ def plan_import(
     return plan
 
 
-async def apply_import(plan: ImportPlan, repo: StateRepository, overwrite: bool,
-                       tenant: str | None = None) -> tuple[int, int]:
-    """Write the plan (for the extensions of ``tenant``). Without ``overwrite``,
-    an extension that already has any telefeatures state is left alone: it has
-    been used since the move, and a second import must not undo a *81/*82 or
-    replace a newer caller."""
-    exts = sorted(set(plan.blocks) | set(plan.callers))
-    used = set() if overwrite else {e for e in exts if await repo.has_state(e, tenant)}
-    why = "Redis already has state for this extension (use --overwrite)"
+BLOCK_KEPT = "Redis already has a blocking setting for this extension (use --overwrite)"
+BLOCK_CHANGED_SINCE = "imported before; the setting changed since (e.g. *82) is kept (use --overwrite)"
+CALLER_KEPT = "Redis already has a last caller for this extension (use --overwrite)"
+
+
+async def apply_import(plan: ImportPlan, repo: StateRepository, overwrite: bool, tenant: str | None = None,
+                       dry_run: bool = False) -> tuple[int, int]:
+    """Write the plan for the extensions of ``tenant`` (or with ``dry_run``
+    only work out what would be written: the same reads, the same decisions,
+    the same report).
+
+    Each kind of state is judged on its own. Without ``overwrite``:
+    - a CIDBlock value is kept out when Redis already has a blocking setting
+      for the extension, or when that same AstDB value was imported before and
+      the setting has changed since (a *82 after the move must not be undone);
+    - a LastCIDNum value is kept out when Redis already has a last caller for
+      the extension (a newer caller, or an earlier import).
+    """
     blocks = callers = 0
     for ext, (key, blocked) in sorted(plan.blocks.items()):
-        if ext in used:
-            plan.skipped.append((key, "1" if blocked else "0", why))
-            continue
-        await repo.set_blocked(ext, blocked, tenant)
+        value = "1" if blocked else "0"
+        if not overwrite:
+            if await repo.has_blocking(ext, tenant):
+                plan.skipped.append((key, value, BLOCK_KEPT))
+                continue
+            if await repo.imported_before(key, tenant) == value:
+                plan.skipped.append((key, value, BLOCK_CHANGED_SINCE))
+                continue
+        if not dry_run:
+            await repo.set_blocked(ext, blocked, tenant)
+            await repo.remember_import(key, value, tenant)
         blocks += 1
     for ext, (key, record) in sorted(plan.callers.items()):
-        if ext in used:
-            plan.skipped.append((key, record.number, why))
+        if not overwrite and await repo.has_last_caller(ext, tenant):
+            plan.skipped.append((key, record.number, CALLER_KEPT))
             continue
-        await repo.record_caller(ext, record, tenant)
+        if not dry_run:
+            await repo.record_caller(ext, record, tenant)
         callers += 1
     return blocks, callers
 

@@ -19,10 +19,11 @@ from .agi.server import FastAgiServer, run_until_signalled
 from .app import ROUTES, FeatureApp
 from .config import Settings, SettingsError, load_settings
 from .logsetup import configure_logging
-from .state.backend import StateBackend
+from .state.backend import EmbeddedRedisError, StateBackend
 
 log = logging.getLogger("telefeatures")
 HEALTH_INTERVAL = 5.0
+REPEAT_WARNING = 60.0  # seconds between "still not reachable" warnings
 
 
 class StartupError(Exception):
@@ -30,28 +31,46 @@ class StartupError(Exception):
 
 
 async def watch_redis(backend: StateBackend, health: metrics.Health) -> None:
-    """Keep /healthz honest about Redis, and say in the log when it comes and goes."""
+    """Keep /healthz honest about Redis, and say in the log when it comes and
+    goes, naming the store and the error; while it stays away, say so again
+    every REPEAT_WARNING seconds."""
+    loop = asyncio.get_running_loop()
+    warned = loop.time()
     while True:
         await asyncio.sleep(HEALTH_INTERVAL)
-        ok = await backend.ping()
+        problem = await backend.check()
+        ok = problem is None
         if ok:
             await backend.check_schema()
         if ok != health.redis_ok:
-            (log.info if ok else log.warning)("Redis is %s", "reachable" if ok else "NOT reachable")
+            if ok:
+                log.info("Redis at %s is reachable", backend.description)
+            else:
+                log.warning("Redis at %s is NOT reachable: %s", backend.description, problem)
+            warned = loop.time()
+        elif not ok and loop.time() - warned >= REPEAT_WARNING:
+            log.warning("Redis at %s is still not reachable: %s; serving with on_state_error", backend.description,
+                        problem)
+            warned = loop.time()
         health.redis_ok = ok
 
 
 async def start(settings: Settings) -> tuple[FastAgiServer, StateBackend, asyncio.Task]:
-    backend = StateBackend.from_settings(settings)
+    try:
+        backend = StateBackend.from_settings(settings)
+    except EmbeddedRedisError as exc:
+        raise StartupError(str(exc)) from None
     health = metrics.Health()
-    health.redis_ok = await backend.ping()
+    problem = await backend.check()
+    health.redis_ok = problem is None
     if health.redis_ok:
         await backend.check_schema()
-    if not health.redis_ok:
+        log.info("state in Redis at %s", backend.description)
+    else:
         # Keep going: outbound calls still get their presentation (on_state_error)
         # and feature codes answer with the error prompt until Redis is back.
-        log.warning("Redis is not reachable yet; serving with on_state_error=%s",
-                    settings.features.on_state_error)
+        log.warning("Redis is not reachable yet at %s: %s; serving with on_state_error=%s until it answers",
+                    backend.description, problem, settings.features.on_state_error)
     app = FeatureApp(settings.features, backend.repository)
     server = FastAgiServer(
         app,
@@ -107,7 +126,11 @@ async def classic_session(connection: classic.ClassicConnection, settings: Setti
     except ChannelHungUp:
         log.error("stdin ended before the AGI header did (classic)")
         return 1
-    backend = StateBackend.from_settings(settings)
+    try:
+        backend = StateBackend.from_settings(settings)
+    except EmbeddedRedisError as exc:
+        log.error("%s (classic)", exc)
+        return 1
     try:
         app = FeatureApp(settings.features, backend.repository)
         return await classic.run_session(connection, route, request, app)

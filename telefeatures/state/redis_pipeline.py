@@ -44,6 +44,8 @@ class RedisCommands(Protocol):
 
     async def hgetall(self, name: str) -> dict: ...
 
+    async def hget(self, name: str, key: str) -> Any: ...
+
     def pipeline(self, transaction: bool = True) -> Any: ...
 
     def scan_iter(self, match: str, count: int) -> AsyncIterator: ...
@@ -270,6 +272,9 @@ class PipelinedRedis:
         return dict(zip(flat[::2], flat[1::2], strict=True))
 
     # not pipelined: administrative, or a transaction of several commands
+
+    async def hget(self, name: str, key: str):
+        return await self._full.hget(name, key)
 
     def pipeline(self, transaction: bool = True):
         return self._full.pipeline(transaction=transaction)

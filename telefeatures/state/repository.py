@@ -132,6 +132,23 @@ class StateRepository:
             return None
         return CallerRecord.from_fields(_text(fields))
 
+    async def has_blocking(self, extension: str, tenant: str | None = None) -> bool:
+        """A blocking setting is stored (it is on: off is the absence of the key)."""
+        return await self.is_blocked(extension, tenant)
+
+    async def has_last_caller(self, extension: str, tenant: str | None = None) -> bool:
+        return await self.last_caller(extension, tenant) is not None
+
+    async def imported_before(self, source_key: str, tenant: str | None = None) -> str | None:
+        """The value an earlier AstDB import took from ``source_key``, if any."""
+        with _redis_errors():
+            value = await self.redis.hget(self.keys.astdb_imports(tenant), source_key)
+        return value.decode() if isinstance(value, bytes) else value
+
+    async def remember_import(self, source_key: str, value: str, tenant: str | None = None) -> None:
+        with _redis_errors():
+            await self.redis.hset(self.keys.astdb_imports(tenant), mapping={source_key: value})
+
     async def has_state(self, extension: str, tenant: str | None = None) -> bool:
         with _redis_errors():
             return bool(await self.redis.exists(*self._all_keys(extension, tenant)))

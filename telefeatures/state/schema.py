@@ -12,6 +12,9 @@ and a transaction over them works in a Cluster::
                                               pres, time, withheld, reason
     <prefix>{<tenant>:<extension>}:<kind>     the same for an extension of a tenant
     <prefix>schema                            "2": the layout above is in use
+    <prefix>import:astdb[:<tenant>]           hash: AstDB key (/CIDBlock/1000) -> the value
+                                              an import took from it, so a second import
+                                              does not undo a change made since
 
 Version 1 (before tenants and hash tags) was ``<prefix>ext:<extension>:<kind>``;
 ``telefeatures state migrate-keys`` moves such keys (see :mod:`.migrate`).
@@ -105,6 +108,13 @@ class KeySchema:
     def extension_keys(self, extension: str, tenant: str | None = None) -> list[str]:
         """Every key one extension can have (one slot in a Cluster)."""
         return [self.key(kind, extension, tenant) for kind in KINDS]
+
+    def astdb_imports(self, tenant: str | None = None) -> str:
+        if tenant is None:
+            return f"{self.prefix}import:astdb"
+        if not valid_tenant(tenant):
+            raise ValueError(f"invalid tenant {tenant[:40]!r}")
+        return f"{self.prefix}import:astdb:{tenant}"
 
     def version_key(self) -> str:
         return f"{self.prefix}schema"

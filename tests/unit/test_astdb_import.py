@@ -13,7 +13,7 @@ from telefeatures.cli import cli
 from telefeatures.features.numbers import NumberRules
 from telefeatures.astdb_import import plan_import, read_astdb
 from tests.support.callerids import HOSTILE_NUMBERS
-from telefeatures.state.schema import CIDBLOCK_ON
+from telefeatures.state.schema import CIDBLOCK_ON, KeySchema
 from tests.support.redis_server import TF_KEYS
 
 ROWS = [
@@ -89,10 +89,13 @@ def test_dry_run_reports_and_writes_nothing(astdb, redis_url, redis_sync):
     assert redis_sync.keys("*") == []
 
 
-def test_dry_run_needs_no_redis(astdb, closed_port):
-    result = run_cli("state", "import-astdb", str(astdb), "--dry-run", redis_url=closed_port.url)
-    assert result.exit_code == 0
-    assert "would import" in result.output
+def test_dry_run_reads_redis_so_it_fails_like_the_real_run_when_redis_is_down(astdb, closed_port):
+    # (it used to report counts without looking at Redis, which the real run then did not import)
+    for extra in (["--dry-run"], []):
+        result = run_cli("state", "import-astdb", str(astdb), *extra, redis_url=closed_port.url)
+        assert result.exit_code == 1
+        assert "Redis is not reachable" in result.output
+        assert "import" not in result.stdout
 
 
 def test_import(astdb, redis_url, redis_sync):
@@ -101,7 +104,8 @@ def test_import(astdb, redis_url, redis_sync):
     assert "imported 3 CIDBlock value(s) and 2 LastCIDNum value(s)" in result.output
     assert skipped(result.output) == EXPECTED_SKIPS
     assert sorted(redis_sync.keys("*")) == [TF_KEYS.cidblock("1000"), TF_KEYS.last_caller("1000"),
-                                            TF_KEYS.cidblock("1002"), TF_KEYS.last_caller("1006")]
+                                            TF_KEYS.cidblock("1002"), TF_KEYS.last_caller("1006"),
+                                            TF_KEYS.astdb_imports()]
     rec = redis_sync.hgetall(TF_KEYS.last_caller("1000"))
     assert rec["number"] == "2125551234" and rec["withheld"] == "0"
     assert float(rec["time"]) == MTIME  # when the AstDB was last written, not now
@@ -116,14 +120,19 @@ def test_imported_state_drives_the_features(astdb, redis_url):
 
 
 def test_existing_records_win_without_overwrite(astdb, redis_url, redis_sync):
+    # 1000 received a call since the switch: its last caller is kept, but its
+    # *81 from AstDB is still imported (each kind of state judged on its own)
     run_cli("state", "set", "1000", "--last-caller", "3125559999", redis_url=redis_url)
+    dry = run_cli("state", "import-astdb", str(astdb), "--dry-run", redis_url=redis_url)
+    assert "would import 3 CIDBlock value(s) and 1 LastCIDNum value(s)" in dry.output
     result = run_cli("state", "import-astdb", str(astdb), redis_url=redis_url)
-    assert "imported 2 CIDBlock value(s) and 1 LastCIDNum value(s)" in result.output
-    why = "Redis already has state for this extension (use --overwrite)"
+    assert "imported 3 CIDBlock value(s) and 1 LastCIDNum value(s)" in result.output
+    assert skipped(dry.stdout) == skipped(result.stdout)  # the dry run said exactly this
+    why = "Redis already has a last caller for this extension (use --overwrite)"
     assert skipped(result.output)["/LastCIDNum/1000"] == why
-    assert skipped(result.output)["/CIDBlock/1000"] == why
+    assert "/CIDBlock/1000" not in skipped(result.output)
     assert redis_sync.hget(TF_KEYS.last_caller("1000"), "number") == "3125559999"
-    assert redis_sync.get(TF_KEYS.cidblock("1000")) is None
+    assert redis_sync.get(TF_KEYS.cidblock("1000")) == CIDBLOCK_ON
 
     result = run_cli("state", "import-astdb", str(astdb), "--overwrite", redis_url=redis_url)
     assert "imported 3 CIDBlock value(s) and 2 LastCIDNum value(s)" in result.output
@@ -169,14 +178,15 @@ def test_custom_families(tmp_path, redis_url, redis_sync):
     result = run_cli("state", "import-astdb", str(path), "--block-family", "Block", "--lastcall-family", "Last",
                      redis_url=redis_url)
     assert "imported 1 Block value(s) and 1 Last value(s)" in result.output
-    assert sorted(redis_sync.keys("*")) == [TF_KEYS.cidblock("1000"), TF_KEYS.last_caller("1000")]
+    assert sorted(redis_sync.keys("*")) == [TF_KEYS.cidblock("1000"), TF_KEYS.last_caller("1000"),
+                                            TF_KEYS.astdb_imports()]
 
 
 def test_key_prefix_is_used(astdb, redis_url, redis_sync):
     result = CliRunner().invoke(cli, ["--redis-url", redis_url, "--key-prefix", "site1:", "state", "import-astdb",
                                       str(astdb)])
     assert result.exit_code == 0
-    assert all(k.startswith("site1:{") for k in redis_sync.keys("*"))
+    assert all(k.startswith("site1:{") or k == KeySchema("site1:").astdb_imports() for k in redis_sync.keys("*"))
 
 
 def test_source_file_is_not_modified(astdb, redis_url):
@@ -247,3 +257,31 @@ def test_import_for_a_tenant(astdb, redis_url, redis_sync):
     bad = CliRunner().invoke(cli, ["--redis-url", redis_url, "state", "import-astdb", "--tenant", "ac:me",
                                    str(astdb)])
     assert bad.exit_code == 2 and "'ac:me' is not a valid tenant name" in bad.output
+
+
+def test_blocking_is_imported_for_an_extension_that_received_calls_since(astdb, redis_url, redis_sync):
+    """Bug: a CIDBlock value was skipped whenever the extension had any state
+    in Redis (one call received since the switch), so *81 was lost."""
+    run_cli("state", "set", "1002", "--last-caller", "3125559999", redis_url=redis_url)  # a call since
+    result = run_cli("state", "import-astdb", str(astdb), redis_url=redis_url)
+    assert result.exit_code == 0, result.output
+    assert redis_sync.get(TF_KEYS.cidblock("1002")) == CIDBLOCK_ON
+    assert redis_sync.hget(TF_KEYS.last_caller("1002"), "number") == "3125559999"
+
+
+def test_dry_run_reports_what_the_real_run_does(astdb, redis_url, redis_sync):
+    """Bug: the dry run never looked at Redis and promised more than the real run imported."""
+    run_cli("state", "set", "1000", "--last-caller", "3125559999", "--cidblock", "off", redis_url=redis_url)
+    run_cli("state", "set", "1002", "--cidblock", "on", redis_url=redis_url)
+    dry = run_cli("state", "import-astdb", str(astdb), "--dry-run", redis_url=redis_url)
+    keys_before = sorted(redis_sync.keys("*"))
+    real = run_cli("state", "import-astdb", str(astdb), redis_url=redis_url)
+    assert dry.exit_code == real.exit_code == 0
+    assert dry.stdout.replace("would import", "imported") == real.stdout
+    assert keys_before == [TF_KEYS.last_caller("1000"), TF_KEYS.cidblock("1002")]  # the dry run wrote nothing
+
+
+def test_overwrite_help_says_what_it_protects():
+    result = CliRunner().invoke(cli, ["state", "import-astdb", "--help"])
+    assert "blocking setting already in Redis" in result.output
+    assert "recorded last caller" in result.output

@@ -33,21 +33,22 @@ def run_cli(*args, redis_url: str | None = None, env: dict | None = None):
 def test_show_empty(redis_url):
     result = run_cli("state", "show", redis_url=redis_url)
     assert result.exit_code == 0
-    assert result.output == "no state stored\n"
-    assert json.loads(run_cli("state", "show", "--json", redis_url=redis_url).output) == []
+    assert result.stdout == "no state stored\n"
+    assert result.stderr == f"(state store: {redis_url})\n"  # which Redis it read
+    assert json.loads(run_cli("state", "show", "--json", redis_url=redis_url).stdout) == []
 
 
 def test_set_show_clear(redis_url, redis_sync):
     result = run_cli("state", "set", "1000", "--cidblock", "on", redis_url=redis_url)
-    assert result.exit_code == 0 and result.output == "1000: updated\n"
+    assert result.exit_code == 0 and result.stdout == "1000: updated\n"
     assert redis_sync.get(TF_KEYS.cidblock("1000")) == "1"
 
     result = run_cli("state", "set", "1000", "--last-caller", "2125551234", "--name", "Bob", redis_url=redis_url)
     assert result.exit_code == 0
     result = run_cli("state", "show", "1000", redis_url=redis_url)
-    assert result.output.startswith("1000: cidblock=on last_caller=2125551234 'Bob' at ")
+    assert result.stdout.startswith("1000: cidblock=on last_caller=2125551234 'Bob' at ")
 
-    data = json.loads(run_cli("state", "show", "1000", "--json", redis_url=redis_url).output)
+    data = json.loads(run_cli("state", "show", "1000", "--json", redis_url=redis_url).stdout)
     assert data["extension"] == "1000" and data["cidblock"] is True
     assert data["last_caller"]["number"] == "2125551234"
     assert data["last_caller"]["name"] == "Bob"
@@ -56,33 +57,36 @@ def test_set_show_clear(redis_url, redis_sync):
 
     run_cli("state", "set", "1001", "--cidblock", "off", redis_url=redis_url)
     run_cli("state", "set", "1002", "--cidblock", "on", redis_url=redis_url)
-    listing = run_cli("state", "show", redis_url=redis_url).output.splitlines()
+    listing = run_cli("state", "show", redis_url=redis_url).stdout.splitlines()
     assert [line.split(":")[0] for line in listing] == ["1000", "1002"]  # 1001 has no state at all
-    assert [d["extension"] for d in json.loads(run_cli("state", "show", "--json", redis_url=redis_url).output)] == [
+    assert [d["extension"] for d in json.loads(run_cli("state", "show", "--json", redis_url=redis_url).stdout)] == [
         "1000", "1002"]
 
     result = run_cli("state", "set", "1000", "--cidblock", "off", redis_url=redis_url)
     assert redis_sync.exists(TF_KEYS.cidblock("1000")) == 0
     result = run_cli("state", "clear", "1000", redis_url=redis_url)
-    assert result.exit_code == 0 and result.output == "1000: removed 1 key(s)\n"
+    assert result.exit_code == 0 and result.stdout == "1000: removed 1 key(s)\n"
     result = run_cli("state", "clear", "1002", redis_url=redis_url)
-    assert result.output == "1002: removed 1 key(s)\n"
+    assert result.stdout == "1002: removed 1 key(s)\n"
     assert redis_sync.keys("*") == []
 
 
 def test_show_one_extension_without_state(redis_url):
     result = run_cli("state", "show", "1000", redis_url=redis_url)
-    assert result.output == "1000: cidblock=off last_caller=none\n"
+    assert result.stdout == "1000: cidblock=off last_caller=none\n"
 
 
 @pytest.mark.parametrize(("number", "reason"), [("5551234&PJSIP/evil", "invalid-number"), ("anonymous", "anonymous"),
-                                                ("٥٥٥١٢٣٤", "invalid-number")])
-def test_set_hostile_last_caller_is_recorded_withheld(redis_url, redis_sync, number, reason):
-    result = run_cli("state", "set", "1000", "--last-caller", number, redis_url=redis_url)
-    assert result.exit_code == 0
-    assert f"1000: last caller recorded as withheld ({reason})" in result.output
-    assert redis_sync.hget(TF_KEYS.last_caller("1000"), "number") == ""
-    assert f"withheld ({reason})" in run_cli("state", "show", "1000", redis_url=redis_url).output
+                                                ("٥٥٥١٢٣٤", "invalid-number"), ("900-555-1212", "invalid-number")])
+def test_set_invalid_last_caller_is_refused_and_changes_nothing(redis_url, redis_sync, number, reason):
+    # (was: recorded as withheld, replacing the real last caller, exit 0)
+    run_cli("state", "set", "1000", "--last-caller", "2125551234", redis_url=redis_url)
+    result = run_cli("state", "set", "1000", "--last-caller", number, "--cidblock", "on", redis_url=redis_url)
+    assert result.exit_code == 2
+    assert f"is not a dialable number ({reason})" in result.output
+    assert "--last-caller" in result.output
+    assert redis_sync.hget(TF_KEYS.last_caller("1000"), "number") == "2125551234"
+    assert redis_sync.get(TF_KEYS.cidblock("1000")) is None
 
 
 def test_set_needs_something_to_set(redis_url, redis_sync):
@@ -308,3 +312,63 @@ async def test_serve_on_embedded_redis_persists(serve, tmp_path):
         out, _ = await shown.communicate()
     assert shown.returncode == 0
     assert out.decode().startswith("1000: cidblock=on")
+
+
+# --------------------------------------------------------------------------- shared options (bug 1), store named (bugs 2, 3)
+
+
+def test_shared_options_after_the_subcommand(redis_url, redis_sync):
+    result = CliRunner().invoke(cli, ["state", "set", "1000", "--cidblock", "on", "--redis-url", redis_url])
+    assert result.exit_code == 0, result.output
+    assert redis_sync.get(TF_KEYS.cidblock("1000")) == CIDBLOCK_ON
+    result = CliRunner().invoke(cli, ["state", "show", "--redis-url", redis_url, "--key-prefix", "tf:"])
+    assert result.stdout.startswith("1000: cidblock=on")
+    # after the subcommand wins over before it
+    result = CliRunner().invoke(cli, ["--redis-url", "redis://127.0.0.1:1", "state", "show", "--redis-url", redis_url])
+    assert result.exit_code == 0 and result.stdout.startswith("1000: cidblock=on")
+
+
+def test_every_command_that_reads_settings_lists_the_shared_options():
+    for command in (["serve"], ["state"], ["state", "show"], ["state", "set"], ["state", "clear"],
+                    ["state", "import-astdb"]):
+        result = CliRunner().invoke(cli, [*command, "--help"])
+        assert result.exit_code == 0
+        for option in ("--config", "--redis-url", "--state-dir", "--key-prefix"):
+            assert option in result.output, (command, option)
+
+
+def test_state_command_with_a_bad_url_does_not_speak_of_starting():
+    result = CliRunner().invoke(cli, ["state", "show", "--redis-url", "http://127.0.0.1:1"])
+    assert result.exit_code == 1
+    assert "bad settings:" in result.output and "not starting" not in result.output
+    assert "redis_url" in result.output
+
+
+async def test_serve_names_the_unreachable_redis_without_its_password(serve, closed_port):
+    port = closed_port.url.rsplit(":", 1)[1].split("/")[0]
+    served = await serve("--redis-url", f"redis://:hunter2@127.0.0.1:{port}/0")
+    result = await call("127.0.0.1", served.port, "outbound", ["1000", "5551234567"])
+    assert result.variables["TF_REASON"] == "state-error"
+    assert await served.terminate() == 0
+    assert f"Redis is not reachable yet at redis://127.0.0.1:{port}/0: " in served.output
+    assert "Connection refused" in served.output or "Error" in served.output
+    assert "hunter2" not in served.output
+
+
+async def test_the_warning_repeats_until_redis_answers(down_backend, monkeypatch, caplog):
+    from telefeatures import metrics, service
+
+    monkeypatch.setattr(service, "HEALTH_INTERVAL", 0.02)
+    monkeypatch.setattr(service, "REPEAT_WARNING", 0.1)
+    health = metrics.Health()
+    health.redis_ok = False
+    caplog.set_level("WARNING", logger="telefeatures")
+    watcher = asyncio.create_task(service.watch_redis(down_backend, health))
+    await asyncio.sleep(0.45)
+    watcher.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watcher
+    warnings = [r.getMessage() for r in caplog.records if "still not reachable" in r.getMessage()]
+    assert len(warnings) >= 2
+    assert all(down_backend.description in w for w in warnings)
+    assert not health.redis_ok
