@@ -50,7 +50,7 @@ def test_cli_dry_run_then_migrate_then_nothing_left(redis_url, redis_sync):
     assert "schema version before: 2" in again.output
 
     shown = CliRunner().invoke(cli, ["--redis-url", redis_url, "state", "show"])
-    assert [line.split(":")[0] for line in shown.output.splitlines()] == ["1000", "1001", "1002"]
+    assert [line.split(":")[0] for line in shown.stdout.splitlines()] == ["1000", "1001", "1002"]
 
 
 async def test_newer_value_written_before_the_migration_wins(backend, redis_sync):
