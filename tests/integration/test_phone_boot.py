@@ -39,6 +39,8 @@ from tests.testbed.sipp import AnsweringAgent, SippRunner
 TELEFEATURES = shutil.which("telefeatures", path=os.path.dirname(sys.executable)) or "telefeatures"
 UDHCPC_SCRIPT = Path(__file__).resolve().parents[1] / "support" / "udhcpc_record.sh"
 SERVER_IP = "10.99.0.1"
+PHONE_SUBNET = "10.99.0.0/24"
+ENUMERATION_LIMIT = 20  # unknown phone-config names a TFTP peer may ask for before it is blocked
 SIP_PORT = 5060
 PHONE_COUNT = 10
 PHONES = [(f"p{n}", f"00:19:e8:b0:00:{n:02x}", f"10.99.0.{10 + n}", str(2100 + n)) for n in range(1, PHONE_COUNT + 1)]
@@ -59,7 +61,7 @@ extension_patterns = ["2..."]
 outside_patterns = [".........."]
 
 [dhcp]
-subnet = "10.99.0.0/24"
+subnet = "{PHONE_SUBNET}"
 range = ["10.99.0.100", "10.99.0.199"]
 router = "{SERVER_IP}"
 ntp_servers = ["{SERVER_IP}"]
@@ -176,8 +178,14 @@ def phone_site(phone_net, tmp_path_factory):
                  "--bind-interfaces", f"--dhcp-leasefile={work / 'dnsmasq.leases'}",
                  f"--pid-file={work / 'dnsmasq.pid'}", "--log-dhcp", f"--log-facility={dnsmasq_log}"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-            tftp = subprocess.Popen([TELEFEATURES, "tftp", "--root", str(tftp_root), "--bind", f"{SERVER_IP}:69"],
-                                    stdout=open(tftp_log, "wb"), stderr=subprocess.STDOUT)
+            # Locked down: the phone network only, each phone's files only to its reserved
+            # address, a peer asking for ENUMERATION_LIMIT unknown phone names blocked.
+            tftp = subprocess.Popen(
+                [TELEFEATURES, "--state-dir", str(work / "state"), "tftp", "--root", str(tftp_root),
+                 "--bind", f"{SERVER_IP}:69", "--allow", PHONE_SUBNET, "--inventory", str(inventory),
+                 "--enumeration-limit", str(ENUMERATION_LIMIT), "--enumeration-window", "60",
+                 "--enumeration-block", "600"],
+                stdout=open(tftp_log, "wb"), stderr=subprocess.STDOUT)
             wait_for(lambda: _udp_bound_in_ns(SERVER_IP, 69) or tftp.poll() is not None, what="telefeatures tftp")
             assert tftp.poll() is None, tftp_log.read_text()
             assert dnsmasq.poll() is None, dnsmasq_log.read_text() if dnsmasq_log.exists() else ""
@@ -324,6 +332,22 @@ def test_ten_virtual_7961s_boot_register_and_dial(phone_site, booted):
     print(f"\n{PHONE_COUNT} phones booted (DHCP, TFTP, REGISTER, *83) in {elapsed:.1f}s")
 
 
+def test_doctor_shows_each_phone_fetched_and_registered_from_its_reserved_address(phone_site, booted):
+    site = phone_site
+
+    def doctor():
+        return site.cli_in_server("provision", "doctor", str(site.inventory), "--tftp-root", str(site.tftp_root),
+                                  "--state-dir", str(site.work / "state"))
+
+    # The TFTP server writes its fetch record at most once a second.
+    result = wait_for(lambda: (r := doctor()).returncode == 0 and r, timeout=10, what="a clean doctor report")
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:PHONE_COUNT + 1]}
+    for _name, mac, ip, ext in PHONES:
+        assert f" from {ip} " in rows[mac] and rows[mac].endswith(" ok"), result.stdout
+        assert f"{ext} from {ip} (telefeatures-testbed-phone)" in rows[mac], result.stdout
+    assert f"{PHONE_COUNT} phone(s), {PHONE_COUNT} ok, 0 with problems" in result.stdout
+
+
 def stolen_credentials(site: PhoneSite, index: int) -> Credentials:
     """What a harvested SEP file would give away: read straight from the TFTP root."""
     _name, mac, _ip, _ext = PHONES[index]
@@ -408,13 +432,82 @@ def test_rotated_password_reaches_the_phone_and_the_old_one_stops_working(phone_
     assert stolen_credentials(site, 2).password == booted[0][2].credentials.password
 
 
-def test_doctor_shows_each_phone_registered_from_its_reserved_address(phone_site, booted):
+def rrq(filename: str) -> bytes:
+    return b"\x00\x01" + filename.encode() + b"\x00octet\x00"
+
+
+def tftp_probe(site: PhoneSite, name: str, filenames: list[str], settle: float = 2.0) -> dict[str, int]:
+    """What an enumeration tool does: read requests from ``name``'s address as
+    fast as the network takes them; counts the server's DATA and ERROR answers."""
+    host = site.net.hosts[name]
+    answers = {"data": 0, "error": 0}
+
+    def drain(sock: socket.socket) -> None:
+        while True:
+            try:
+                packet = sock.recv(1024)
+            except BlockingIOError:
+                return
+            if packet[:2] == b"\x00\x03":
+                answers["data"] += 1
+            elif packet[:2] == b"\x00\x05":
+                answers["error"] += 1
+
+    with site.net.entered(host.netns):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((host.ip, 0))
+            sock.setblocking(False)
+            for n, filename in enumerate(filenames):
+                sock.sendto(rrq(filename), (SERVER_IP, 69))
+                if n % 100 == 99:
+                    time.sleep(0.02)  # let the network keep up; answers are counted all along
+                drain(sock)
+            deadline = time.monotonic() + settle
+            while time.monotonic() < deadline:
+                drain(sock)
+                time.sleep(0.05)
+    return answers
+
+
+def test_tftp_attacker_gets_no_phone_file_and_is_blocked_while_phones_keep_booting(phone_site, booted):
     site = phone_site
-    result = site.cli_in_server("provision", "doctor", str(site.inventory), "--tftp-root", str(site.tftp_root),
-                                "--state-dir", str(site.work / "state"))
-    rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:PHONE_COUNT + 1]}
-    for _name, mac, ip, ext in PHONES:
-        assert f"{ext} from {ip} (telefeatures-testbed-phone)" in rows[mac], result.stdout
-    # No firmware is named in this inventory; every file is current.
-    assert "(keeps its own)" in rows[PHONES[0][1]]
-    assert "older than the inventory" not in result.stdout and "not registered" not in result.stdout
+    if site.net.hosts["x"].ip is None:
+        dhcp_lease(site, "x")
+    attacker_ip = site.net.hosts["x"].ip
+    log_at = site.tftp_log.stat().st_size
+
+    # A real phone's file, asked for by its exact name from another address: "file not found", like a typo.
+    real_names = ["SEP" + mac.replace(":", "").upper() + ".cnf.xml" for _n, mac, _i, _e in PHONES]
+    assert tftp_fetch(site, "x", SERVER_IP, real_names[2]) is None
+    assert tftp_probe(site, "x", real_names[3:5], settle=1.0) == {"data": 0, "error": 2}
+
+    # 5,000 plausible names (Cisco OUIs, real phones' neighbours among them): nothing served, blocked after K.
+    guesses = [f"SEP{oui}{n:06X}.cnf.xml" for oui in ("0019E8", "001BD4", "00260B", "0023EB", "001E13")
+               for n in range(1000)]
+    assert len(guesses) == 5000
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # A real phone powers on in the middle of it (DHCP, TFTP from its own address, REGISTER, *83).
+        during = pool.submit(boot_phone, site, PHONES[4][0], PHONES[4][1])
+        answers = tftp_probe(site, "x", guesses)
+        rebooted = during.result()
+    assert rebooted.registered and rebooted.answered, rebooted.output
+    assert answers["data"] == 0
+    # Three names were counted above; the K-th unknown name is the last one answered.
+    assert answers["error"] == ENUMERATION_LIMIT - 3, answers
+    log = site.tftp_log.read_bytes()[log_at:].decode(errors="replace")
+    assert log.count(f"tftp enumeration blocked: peer {attacker_ip} asked for {ENUMERATION_LIMIT}") == 1, log[-3000:]
+    # Blocked: even dialplan.xml, which anyone on the phone network may fetch, gets no answer now.
+    assert tftp_probe(site, "x", ["dialplan.xml"], settle=1.0) == {"data": 0, "error": 0}
+
+    # The fetch record names the stranger who asked for a real phone's file.
+    wait_for(lambda: "refused" in site.cli_in_server(
+        "provision", "doctor", str(site.inventory), "--tftp-root", str(site.tftp_root), "--state-dir",
+        str(site.work / "state"), "--no-ami").stdout, timeout=10, what="the refusal in the fetch record")
+    doctor = site.cli_in_server("provision", "doctor", str(site.inventory), "--tftp-root", str(site.tftp_root),
+                                "--state-dir", str(site.work / "state"), "--no-ami")
+    assert doctor.returncode == 1
+    assert f"its file was asked for from {attacker_ip} at" in doctor.stdout
+
+    # And after it.
+    again = boot_phone(site, PHONES[5][0], PHONES[5][1])
+    assert again.registered and again.answered, again.output
