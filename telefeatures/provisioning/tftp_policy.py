@@ -193,11 +193,12 @@ class PeerPolicy:
             del self.peers[address]
         return bool(idle)
 
-    def note_unknown(self, peer: Peer, name: str, now: float) -> None:
-        """``name`` was not served to ``peer``: count it if it names a phone."""
+    def note_unknown(self, peer: Peer, name: str, now: float) -> bool:
+        """``name`` was not served to ``peer``: count it if it names a phone.
+        True when this request blocks the peer (it then gets no answer)."""
         match = PHONE_FILE.match(name)
         if match is None:
-            return
+            return False
         limits = self.limits
         unknown = peer.unknown
         mac = match.group(1).upper()
@@ -211,3 +212,5 @@ class PeerPolicy:
             log.warning("tftp enumeration blocked: peer %s asked for %d unknown phone config names within %g s; "
                         "no answers for %g s", peer.address, limits.enumeration_limit, limits.enumeration_window,
                         limits.enumeration_block)
+            return True
+        return False

@@ -7,19 +7,30 @@ with abspath (so a symlink inside the root can point anywhere).
 What it does, and nothing else:
 
 * RRQ only, octet and netascii modes (RFC 1350); WRQ gets error 2;
-* options blksize (8..65464), tsize and timeout (RFC 2347/2348/2349);
+* options blksize (8..65464), tsize and timeout (RFC 2347/2348/2349; a
+  timeout above 10 s is declined);
 * every transfer on its own ephemeral socket connected to the client, with a
-  retransmit timeout and a retry cap; a bounded number of transfers at once;
+  retransmit timeout and a retry cap; a bounded number of transfers at once,
+  in all and per peer address (tftp_policy.py: allow list, request rate,
+  inventory binding of phone configs, enumeration block);
+* duplicate ACKs are ignored (no Sorcerer's Apprentice); an ICMP error or a
+  client ERROR ends a transfer at once;
 * names are relative paths of printable ASCII: no NUL, no backslash, no
   leading ``/``, no empty, ``.`` or ``..`` component and no hidden (dot)
   names; the real path (symlinks resolved) must lie inside the real root, and
   the opened file is checked again through /proc so a swapped symlink cannot
   slip in between; only regular files are served (no directories, FIFOs,
   devices), with exact-case names;
-* one log line per request.
+* one log line per transfer; a refusal is logged once per peer and kind a
+  minute (with a count of the ones not logged).
 
 The request parsing is plain functions over bytes (``parse_request``,
-``resolve_request_path``); the asyncio part only moves packets and keeps time.
+``resolve_request_path``). The rest runs on the event loop without a task per
+transfer: a reader callback per transfer socket answers each ACK with the next
+block at once, and a timer wheel (one loop timer for all transfers) resends
+what was not acknowledged in time. File contents are read once per file
+version and shared. ``tftp_workers.py`` runs several of these processes on
+one port.
 """
 
 from __future__ import annotations
@@ -53,6 +64,7 @@ MIN_BLKSIZE, MAX_BLKSIZE = 8, 65464
 MAX_REQUEST = 1024
 MAX_NAME = 255
 MAX_OPTIONS = 8
+MAX_CLIENT_TIMEOUT = 10          # seconds; a longer requested timeout is declined
 TICK = 0.05                      # resolution of the retransmission timer wheel, seconds
 RECORD_EVERY = 1.0               # seconds between writes of the fetch record
 RECEIVE_BUFFER = 4 * 1024 * 1024
@@ -199,8 +211,11 @@ def negotiate(options: dict[str, str], size: int, default_timeout: float) -> tup
         value = options["timeout"]
         if not value.isdigit() or not 1 <= int(value) <= 255:
             raise TftpError(ERR_OPTION, "timeout must be 1..255 seconds")
-        timeout = float(int(value))
-        accepted["timeout"] = value.lstrip("0") or "0"
+        if int(value) <= MAX_CLIENT_TIMEOUT:
+            timeout = float(int(value))
+            accepted["timeout"] = value.lstrip("0")
+        # Longer ones are declined (left out of the OACK, RFC 2347): a peer asking
+        # for 255 s and vanishing would hold its transfer for half an hour.
     if "tsize" in options:
         if not options["tsize"].isdigit():
             raise TftpError(ERR_OPTION, "tsize must be a number")
@@ -360,8 +375,13 @@ class TftpServer:
     def _on_request(self, data: bytes, addr: tuple) -> None:
         if len(data) < 2 or data[0] != 0 or data[1] not in (OP_RRQ, OP_WRQ):
             return  # stray DATA/ACK/ERROR at the server port: not ours to answer
-        if addr in self._active:
-            return  # the client re-sent its RRQ; the transfer is already under way
+        transfer = self._active.get(addr)
+        if transfer is not None:
+            if transfer.block != transfer.last or transfer.block == 0:
+                return  # the client re-sent its RRQ; the transfer is already under way
+            # The client has the last block and asks for its next file from the same
+            # port before its final ACK was read: that transfer is complete.
+            self._finish(transfer, "ok")
         now = time.monotonic()
         peer = self.policy.peer(addr[0], now)
         if peer is None:
@@ -392,8 +412,8 @@ class TftpServer:
                 content = self._contents.get(handle, os.fstat(handle.fileno()), request.mode)
             accepted, blksize, timeout = negotiate(request.options, len(content), self.timeout)
         except TftpError as exc:
-            if exc.code == ERR_NOT_FOUND:
-                self.policy.note_unknown(peer, request.filename, now)
+            if exc.code == ERR_NOT_FOUND and self.policy.note_unknown(peer, request.filename, now):
+                return
             self._refuse(peer, addr, what, exc.code, exc.message, now)
             return
         except OSError as exc:

@@ -64,3 +64,22 @@ def test_soak_runs_clean_through_a_redis_restart():
     assert "blocked extension still blocked after 1 SIGKILL(s) (AOF): True" in result.stdout
     for route in ("outbound", "cidblock/on", "cidblock/status", "inbound", "callreturn"):
         assert f"| {route} |" in result.stdout
+
+
+@pytest.mark.timeout(180)
+def test_tftp_boot_storm_benchmark_runs_clean():
+    """bench/tftp_bench.py --quick: both servers, every fetch byte-checked, the
+    telefeatures rows without a failed, refused, corrupt or resent request.
+    (How fast is for BENCHMARKS.md, not for a shared CI machine.)"""
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "tftp_bench.py"), "--quick"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=170)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = [r for r in table_rows("###" + result.stdout, "") if len(r) == 15 and r[0] != "row"]
+    assert {(r[0], r[1], r[2]) for r in rows} == {
+        (row, options, server) for row in ("config-20", "firmware-4")
+        for options in ("plain", "blksize1428+tsize") for server in ("telefeatures", "tftpd-hpa")}
+    for row in rows:
+        ok, fetches = row[3].split("/")
+        assert ok == fetches and int(fetches) > 0, row  # every fetch byte-checked and equal
+        if row[2] == "telefeatures":
+            assert row[8:12] == ["0", "0", "0", "0"], row  # resent RRQs, errors, failed, corrupt
