@@ -46,7 +46,7 @@ def import_command(paths: tuple[Path, ...], output: Path, secrets_path: Path | N
     from ..provisioning.credentials import CredentialsError, CredentialStore
     from ..provisioning.files import fsync_directory, write_atomic
     from ..provisioning.importer import (
-        ImportError_,
+        ImportProblem,
         collect_files,
         dialplan_template,
         import_phones,
@@ -75,7 +75,7 @@ def import_command(paths: tuple[Path, ...], output: Path, secrets_path: Path | N
                                model=model, mac=mac)
     except InventoryError as exc:
         _fail([*exc.errors], f"{exc.source}: {len(exc.errors)} error(s), nothing written:")
-    except (ImportError_, UnicodeDecodeError) as exc:
+    except (ImportProblem, UnicodeDecodeError) as exc:
         raise click.ClickException(f"{exc}; nothing written") from None
 
     for item in result.imported:

@@ -28,6 +28,7 @@ from .config_reader import (
     PLACEHOLDER,
     SIP_DEFAULT_FILE,
     ConfigReadError,
+    LineMeaning,
     PhoneMeaning,
     classify,
     is_imported_setting,
@@ -42,7 +43,7 @@ from .config_reader import (
 from .credentials import CredentialStore
 from .devices import PHONE_MODELS
 from .dial_templates import dialplan_problems
-from .inventory import Inventory, InventoryError, Phone, Site, normalize_mac, parse_inventory
+from .inventory import Inventory, InventoryError, Line, Phone, Site, normalize_mac, parse_inventory
 from .import_settings import convert, failover_addresses, line_settings, phone_settings
 from .render import ConfigRenderer
 
@@ -60,7 +61,7 @@ TRANSPORT_NAMES = {"1": "tcp", "2": "udp", "3": "tls", "4": "tcp"}
 _ALL_CAPS_WORDS = re.compile(r"[A-Z][A-Z0-9_/-]*(?: +[A-Z0-9_/-]+)+")
 
 
-class ImportError_(Exception):
+class ImportProblem(Exception):
     """The import as a whole cannot be done (no site, bad CSV, ...)."""
 
 
@@ -225,15 +226,10 @@ def guess_model(meaning: PhoneMeaning) -> str | None:
         if load.startswith(prefix):
             buttons = max([*(line.button for line in meaning.lines), *(key.button for key in meaning.keys), 1])
             for name in (small, large):
-                if name in PHONE_MODELS and _buttons(name) >= buttons:
+                if name in PHONE_MODELS and PHONE_MODELS[name].buttons >= buttons:
                     return name
             return large if large in PHONE_MODELS else None
     return None
-
-
-def _buttons(model: str) -> int:
-    info = PHONE_MODELS[model]
-    return getattr(info, "buttons", None) or getattr(info, "line_buttons")
 
 
 def _site_values(meaning: PhoneMeaning) -> dict[str, Any]:
@@ -291,33 +287,26 @@ def sip_cnf_cisco_zone(zone: str) -> str | None:
     return None
 
 
-def _line_values(line: Any, site_messages: str | None, meaning: PhoneMeaning,
-                 site_raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    from .inventory import Line
-
+def _line_values(line: LineMeaning, meaning: PhoneMeaning, site_raw: dict[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {"extension": line.extension, "display_name": line.display_name or line.extension}
-    missing: list[str] = []
     if line.label and line.label != line.extension:
         values["label"] = line.label
     if line.auth_user and line.auth_user != line.extension:
         values["auth_user"] = line.auth_user
-    if _knows(Line, "messages_number") and line.messages_number != site_messages:
+    if line.messages_number != site_raw.get("messages_number"):
         values["messages_number"] = line.messages_number
     for key, value in line_settings(meaning, line.button, Line).items():
         if value != site_raw.get(key, _default(Site, key)):
             values[key] = value
-    return values, missing
+    return values
 
 
 def _button_values(meaning: PhoneMeaning) -> tuple[list[dict[str, Any]], list[str]]:
+    """The inventory's buttons for the file's non-line keys, and the keys it has no type for."""
     keys: list[dict[str, Any]] = []
     missing: list[str] = []
     kinds = {"2": ("speed_dial", "number"), "21": ("blf", "extension"), "20": ("service", "url")}
     for key in meaning.keys:
-        if not _knows(Phone, "buttons"):
-            missing.append(f"button {key.button} (featureID {key.feature_id}, {key.label!r}): the inventory "
-                           "has no line keys yet")
-            continue
         if key.feature_id not in kinds:
             missing.append(f"button {key.button}: featureID {key.feature_id} is not a speed dial (2), "
                            "busy lamp (21) or service URL (20)")
@@ -387,7 +376,7 @@ def import_phones(
     refused = list(inputs.refused)
     notes = list(inputs.notes)
     if mac and len(inputs.phones) > 1:
-        raise ImportError_("--mac names the MAC of one phone file; give exactly one SEP/SIP file with it")
+        raise ImportProblem("--mac names the MAC of one phone file; give exactly one SEP/SIP file with it")
     site_raw: dict[str, Any] = dict(site or {})
     firmware: dict[str, str] = dict(site_raw.get("firmware", {}))
     xml_default_addresses = _read_xml_defaults(inputs.xml_defaults, firmware, notes)
@@ -397,36 +386,19 @@ def import_phones(
     fixed_site = bool(site_raw.get("asterisk_address"))
     candidates: list[tuple[Source, dict[str, Any]]] = []
     for source in inputs.phones:
-        meaning = source.meaning
-        problems = _template_problems(meaning)
-        if problems:
-            refused.append(Refused(source.name, problems, template=True))
+        screened = _screen(source, mac, model)
+        if isinstance(screened, Refused):
+            refused.append(screened)
             continue
-        phone_mac, why = _phone_mac(mac or meaning.mac)
-        if phone_mac is None:
-            refused.append(Refused(source.name, [f"{why}: name the file SEP<12 hex digits>.cnf.xml "
-                                                 "(or SIP<MAC>.cnf), or give --mac for a single file"]))
-            continue
-        phone_model = model or guess_model(meaning)
-        if phone_model not in PHONE_MODELS:
-            refused.append(Refused(source.name, [f"model unknown (loadInformation {meaning.load!r}); give --model"
-                                                 if phone_model is None else
-                                                 f"model {phone_model!r} is not supported"]))
-            continue
-        if meaning.kind == "sip79x0" and not sip_cnf_cisco_zone(meaning.time_zone):
-            refused.append(Refused(source.name, [
-                f"cannot be expressed: time zone {meaning.time_zone!r}: no inventory time zone gives a 7940/7960 "
-                "this zone and daylight-saving rule (the build writes each zone with its current rule)"]))
-            continue
-        values = _site_values(meaning)
+        values = _site_values(source.meaning)
         if not site_raw.get("asterisk_address"):
             errors = _validate({"site": {**values, **site_raw}, "phones": []})[1]
             if errors:
                 refused.append(Refused(source.name, [f"cannot be expressed: {e}" for e in errors]))
                 continue
             site_raw = {**values, **site_raw}
-        candidates.append((source, {"mac": phone_mac, "model": phone_model, "values": values}))
-    if not fixed_site and _knows(Site, "messages_number") and candidates:
+        candidates.append((source, {"mac": screened[0], "model": screened[1], "values": values}))
+    if not fixed_site and candidates:
         site_raw.setdefault("messages_number", _common_messages_number(candidates))
     for path, address in xml_default_addresses:
         if site_raw.get("asterisk_address") not in (None, address):
@@ -437,43 +409,12 @@ def import_phones(
     accepted: list[Imported] = []
     for source, phone_info in candidates:
         meaning = source.meaning
-        reasons: list[str] = []
-        notes_site: list[str] = []
-        overrides: dict[str, Any] = {}
-        mine = phone_info["values"]
-        for key in sorted(set(mine) | set(site_raw)):
-            if key not in mine:
-                if key in SITE_ONLY + SITE_ONLY_REPORTED or not _knows(Phone, key) or key in LINE_KEYS:
-                    continue
-                default = _default(Site, key)
-                if site_raw[key] == default:
-                    continue
-                if default is None:
-                    notes_site.append(f"{key}: the file has none, but the site's {site_raw[key]!r} applies to this "
-                                      "phone too (a phone cannot switch it off)")
-                    continue
-                value = default
-            else:
-                value = mine[key]
-            if site_raw.get(key) == value or key in LINE_KEYS:
-                continue
-            if key in SITE_ONLY:
-                reasons.append(f"{key} is {value!r} but the site's is {site_raw.get(key)!r}; one inventory is "
-                               "one site (import it separately)")
-            elif key in SITE_ONLY_REPORTED or not _knows(Phone, key):
-                notes_site.append(f"{key} is {value!r} here but the site's is {site_raw.get(key)!r}")
-            else:
-                overrides[key] = value
+        overrides, reasons, notes_site = _overrides(phone_info["values"], site_raw)
         phone: dict[str, Any] = {"mac": phone_info["mac"], "model": phone_info["model"]}
         if meaning.phone_label:
             phone["label"] = meaning.phone_label
         phone.update(overrides)
-        lines = []
-        for line in meaning.lines:
-            values, line_missing = _line_values(line, site_raw.get("messages_number"), meaning, site_raw)
-            reasons += line_missing
-            lines.append(values)
-        phone["lines"] = lines
+        phone["lines"] = [_line_values(line, meaning, site_raw) for line in meaning.lines]
         keys, key_missing = _button_values(meaning)
         reasons += key_missing
         if keys:
@@ -493,18 +434,18 @@ def import_phones(
     if firmware:
         site_raw["firmware"] = dict(sorted(firmware.items()))
     longest = min(max((len(pw) for pw in passwords.values()), default=0), MAX_PASSWORD)
-    if (not fixed_site and _knows(Site, "auth_password_max_length")
-            and longest > _default(Site, "auth_password_max_length")):
+    if not fixed_site and longest > _default(Site, "auth_password_max_length"):
         # The site's phones take passwords this long; keep the build from replacing them.
         site_raw["auth_password_max_length"] = longest
+    csv_phones = [(row["row"], _phone_from_row(row)) for row in csv_rows or []]
     if not fixed_site and accepted:
-        rules = extension_dial_rules([line["extension"] for item in accepted for line in item.phone["lines"]])
+        phones = [item.phone for item in accepted] + [phone for _, phone in csv_phones]
+        rules = extension_dial_rules([line["extension"] for phone in phones for line in phone["lines"]])
         if rules:
             site_raw["dial_rules"] = rules
-    csv_phones = [(row["row"], _phone_from_row(row)) for row in csv_rows or []]
     if not site_raw.get("asterisk_address"):
         if csv_rows:
-            raise ImportError_("the CSV names phones but no site: give an inventory with --site, or import "
+            raise ImportProblem("the CSV names phones but no site: give an inventory with --site, or import "
                                "a SEP<MAC>.cnf.xml together with it")
         return ImportResult({}, None, {}, [], refused, notes, valid_dialplans)
     raw, inventory = _settle(site_raw, existing_phones or [], accepted, csv_phones, passwords, refused)
@@ -513,6 +454,61 @@ def import_phones(
                      "from the imported extensions so each dials at once; add outside_patterns for outside numbers")
     return ImportResult(raw, inventory, {k: v for k, v in passwords.items() if v}, accepted, refused, notes,
                         valid_dialplans)
+
+
+def _screen(source: Source, mac: str | None, model: str | None) -> Refused | tuple[str, str]:
+    """The phone's (MAC, model), or why it cannot be imported at all."""
+    meaning = source.meaning
+    problems = _template_problems(meaning)
+    if problems:
+        return Refused(source.name, problems, template=True)
+    phone_mac, why = _phone_mac(mac or meaning.mac)
+    if phone_mac is None:
+        return Refused(source.name, [f"{why}: name the file SEP<12 hex digits>.cnf.xml (or SIP<MAC>.cnf), or "
+                                     "give --mac for a single file"])
+    phone_model = model or guess_model(meaning)
+    if phone_model is None:
+        return Refused(source.name, [f"model unknown (loadInformation {meaning.load!r}); give --model"])
+    if phone_model not in PHONE_MODELS:
+        return Refused(source.name, [f"model {phone_model!r} is not supported"])
+    if meaning.kind == "sip79x0" and not sip_cnf_cisco_zone(meaning.time_zone):
+        return Refused(source.name, [
+            f"cannot be expressed: time zone {meaning.time_zone!r}: no inventory time zone gives a 7940/7960 "
+            "this zone and daylight-saving rule (the build writes each zone with its current rule)"])
+    return phone_mac, phone_model
+
+
+def _overrides(mine: dict[str, Any], site_raw: dict[str, Any]) -> tuple[dict[str, Any], list[str], list[str]]:
+    """A phone's values against the site's: (its overrides, why it cannot join the site, notes)."""
+    overrides: dict[str, Any] = {}
+    reasons: list[str] = []
+    notes: list[str] = []
+    for key in sorted(set(mine) | set(site_raw)):
+        if key in LINE_KEYS:
+            continue  # set on each line
+        if key not in mine:
+            if key in SITE_ONLY + SITE_ONLY_REPORTED or not _knows(Phone, key):
+                continue
+            default = _default(Site, key)
+            if site_raw[key] == default:
+                continue
+            if default is None:
+                notes.append(f"{key}: the file has none, but the site's {site_raw[key]!r} applies to this "
+                             "phone too (a phone cannot switch it off)")
+                continue
+            value = default  # the file leaves it to the phone: the default, not the first phone's value
+        else:
+            value = mine[key]
+        if site_raw.get(key) == value:
+            continue
+        if key in SITE_ONLY:
+            reasons.append(f"{key} is {value!r} but the site's is {site_raw.get(key)!r}; one inventory is "
+                           "one site (import it separately)")
+        elif key in SITE_ONLY_REPORTED or not _knows(Phone, key):
+            notes.append(f"{key} is {value!r} here but the site's is {site_raw.get(key)!r}")
+        else:
+            overrides[key] = value
+    return overrides, reasons, notes
 
 
 def extension_dial_rules(extensions: list[str]) -> dict[str, Any]:
@@ -692,7 +688,7 @@ def read_csv(text: str, source: str = "CSV") -> list[dict[str, Any]]:
     device type, extension (directory number), display name, line label, ..."""
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames:
-        raise ImportError_(f"{source}: empty CSV")
+        raise ImportProblem(f"{source}: empty CSV")
     columns = {_column_key(h): h for h in reader.fieldnames}
     chosen = {}
     for key, names in _CSV_COLUMNS.items():
@@ -702,7 +698,7 @@ def read_csv(text: str, source: str = "CSV") -> list[dict[str, Any]]:
                 break
     for needed in ("mac", "model", "extension"):
         if needed not in chosen:
-            raise ImportError_(f"{source}: no {needed} column (looked for {', '.join(_CSV_COLUMNS[needed])})")
+            raise ImportProblem(f"{source}: no {needed} column (looked for {', '.join(_CSV_COLUMNS[needed])})")
     rows = []
     for number, row in enumerate(reader, start=2):
         values = {key: (row.get(header) or "").strip() for key, header in chosen.items()}
