@@ -19,9 +19,11 @@ from .provision import (
     _ami_options,
     _ami_settings,
     _build_files,
+    _chosen_phones,
     _event_option,
     _load,
     _open_outputs,
+    _phones_option,
     _print_report,
     _run_notify,
     provision,
@@ -34,8 +36,7 @@ from .provision import (
               help="Directory the TFTP server serves (the phones' files are rewritten there).")
 @click.option("--pjsip", "pjsip_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The PJSIP include Asterisk reads (rewritten, then res_pjsip is reloaded).")
-@click.option("--phones", "macs", multiple=True, metavar="MAC",
-              help="Only these phones (repeat, or separate with commas); default: every phone.")
+@_phones_option
 @click.option("--templates", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Directory of site templates overriding the built-in ones.")
 @click.option("--secrets", "secrets_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -50,15 +51,9 @@ def rotate_passwords(inventory: Path, tftp_root: Path, pjsip_path: Path, macs: t
     rebuilt, res_pjsip reloaded (the old passwords stop working), phones told
     to re-sync. Lines whose password is written in INVENTORY are left alone
     (change it there and run build)."""
-    from ..provisioning.notify import select_phones
-
     settings = _ami_settings(**ami)
     inv = _load(inventory)
-    wanted = [part.strip() for text in macs for part in text.split(",") if part.strip()]
-    try:
-        phones = select_phones(inv, wanted)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+    phones = _chosen_phones(inv, macs)
     tftp_root, secrets_path, pjsip_path, credentials = _open_outputs(tftp_root, secrets_path, pjsip_path)
     rotated = 0
     told = []

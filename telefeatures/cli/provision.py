@@ -69,6 +69,22 @@ def _ami_settings(ami_host, ami_port, ami_user, ami_secret, ami_timeout) -> AmiS
         raise click.ClickException(f"bad AMI settings: {exc}") from None
 
 
+def _phones_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--phones", "macs", multiple=True, metavar="MAC",
+                        help="Only these phones (repeat, or separate with commas); default: every phone.")(func)
+
+
+def _chosen_phones(inv: Inventory, macs: tuple[str, ...]) -> list[Phone]:
+    """The phones ``--phones`` names (any MAC spelling), all when none."""
+    from ..provisioning.notify import select_phones
+
+    wanted = [part.strip() for text in macs for part in text.split(",") if part.strip()]
+    try:
+        return select_phones(inv, wanted)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _event_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--event", type=click.Choice(NOTIFY_EVENT_NAMES), default="check-sync", show_default=True,
                         help="check-sync: re-check config (reboots if changed); "
@@ -248,20 +264,13 @@ def _print_report(report: BuildReport, secrets_path: Path, verbose: bool) -> Non
 
 @provision.command("notify")
 @click.argument("inventory", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--phones", "macs", multiple=True, metavar="MAC",
-              help="Only these phones (repeat, or separate with commas); default: every phone.")
+@_phones_option
 @_event_option
 @_ami_options
 def notify_command(inventory: Path, macs: tuple[str, ...], event: str, **ami: Any) -> None:
     """Tell phones to re-read their configuration (SIP NOTIFY via AMI PJSIPNotify)."""
-    from ..provisioning.notify import select_phones
-
     settings = _ami_settings(**ami)
     inv = _load(inventory)
-    wanted = [part.strip() for text in macs for part in text.split(",") if part.strip()]
-    try:
-        phones = select_phones(inv, wanted)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+    phones = _chosen_phones(inv, macs)
     if not _run_notify(settings, phones, event):
         sys.exit(1)

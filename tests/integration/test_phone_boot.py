@@ -30,7 +30,7 @@ import pytest
 from lxml import etree
 
 from tests.support.netns import PhoneNetwork
-from tests.support.ports import free_port
+from tests.support.ports import free_port, udp_bound
 from tests.support.redis_server import RedisProcess
 from tests.testbed.asterisk import Asterisk, choose_source, prepare, remove_run_dir
 from tests.testbed.services import KEY_PREFIX, FeatureServer, wait_for
@@ -130,6 +130,7 @@ def _stop(process: subprocess.Popen | None) -> None:
 
 @pytest.fixture(scope="module")
 def phone_net():
+    PhoneNetwork.remove_orphans("tfb")
     net = PhoneNetwork(f"tfb{os.getpid()}")
     try:
         net.create()
@@ -186,7 +187,7 @@ def phone_site(phone_net, tmp_path_factory):
                  "--enumeration-limit", str(ENUMERATION_LIMIT), "--enumeration-window", "60",
                  "--enumeration-block", "600"],
                 stdout=open(tftp_log, "wb"), stderr=subprocess.STDOUT)
-            wait_for(lambda: _udp_bound_in_ns(SERVER_IP, 69) or tftp.poll() is not None, what="telefeatures tftp")
+            wait_for(lambda: udp_bound(69, SERVER_IP) or tftp.poll() is not None, what="telefeatures tftp")
             assert tftp.poll() is None, tftp_log.read_text()
             assert dnsmasq.poll() is None, dnsmasq_log.read_text() if dnsmasq_log.exists() else ""
         wait_for(lambda: "2101" in asterisk.cli("pjsip show endpoints"), what="the generated endpoints")
@@ -201,15 +202,6 @@ def phone_site(phone_net, tmp_path_factory):
         if feature_server is not None:
             feature_server.stop()
         redis.stop()
-
-
-def _udp_bound_in_ns(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 # ----------------------------------------------------------------------------- what a phone does
@@ -230,6 +222,8 @@ def dhcp_lease(site: PhoneSite, name: str) -> Lease:
     out = subprocess.run(site.net.command(netns, "busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", "6",
                                           "-T", "2", "-O", "150", "-O", "66", "-s", str(UDHCPC_SCRIPT)),
                          capture_output=True, text=True, timeout=60, env={**os.environ, "TF_DHCP_RECORD": str(record)})
+    # If DHCP never arrives, look at `iptables -S FORWARD`: a dockerd with its own
+    # iptables handling drops bridged traffic (start it with --iptables=false).
     assert out.returncode == 0 and record.exists(), f"{name}: no lease\n{out.stdout}{out.stderr}"
     values = dict(line.split("=", 1) for line in record.read_text().splitlines() if "=" in line)
     raw150 = bytes.fromhex(values.get("opt150", ""))

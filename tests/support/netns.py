@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import subprocess
 import time
@@ -116,6 +117,22 @@ class PhoneNetwork:
         out = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True, timeout=30).stdout
         # Never this test process, even if one of its threads is inside.
         return [int(pid) for pid in out.split() if int(pid) != os.getpid()]
+
+    @classmethod
+    def remove_orphans(cls, stem: str) -> None:
+        """Delete ``<stem><pid>-*`` namespaces left by a test process that died
+        before its clean-up ran (killed, machine reset); never a live run's."""
+        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=30).stdout.split()
+        owners: dict[int, list[str]] = {}
+        for name in names:
+            match = re.fullmatch(rf"{re.escape(stem)}(\d+)-\S+", name)
+            if match:
+                owners.setdefault(int(match.group(1)), []).append(name)
+        for pid, netnses in owners.items():
+            if pid != os.getpid() and not os.path.exists(f"/proc/{pid}"):
+                orphan = cls(f"{stem}{pid}")
+                orphan.hosts = {n: Host(n, "") for n in netnses if not n.endswith("-srv")}
+                orphan.destroy()
 
     def destroy(self) -> list[str]:
         """Kill what still runs in the namespaces, delete them; returns problems."""
