@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from telefeatures.provisioning.build import apply_plan, plan_build
+from telefeatures.provisioning.build_cache import BuildCache, default_cache_path
 from telefeatures.provisioning.credentials import CredentialStore
 from telefeatures.provisioning.inventory import parse_inventory
 from telefeatures.provisioning.render import ConfigRenderer
@@ -57,7 +58,8 @@ def build(text: str, root: Path, pjsip: Path, secrets: Path) -> tuple[float, dic
     inventory = parse_inventory(text)
     times["validate"] = time.perf_counter() - start
     mark = time.perf_counter()
-    plan = plan_build(inventory, root, ConfigRenderer(), CredentialStore.load(secrets), pjsip)
+    plan = plan_build(inventory, root, ConfigRenderer(), CredentialStore.load(secrets), pjsip,
+                      cache=BuildCache.load(default_cache_path(root)))
     times["render"] = time.perf_counter() - mark
     mark = time.perf_counter()
     report = apply_plan(plan)

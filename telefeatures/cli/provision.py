@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -226,16 +226,22 @@ def _build_files(inventory: Path, inv: Inventory, tftp_root: Path, pjsip_path: P
                  hints_path: Path | None = None) -> BuildReport:
     """Render everything, then write what changed; nothing at all on an error."""
     from ..provisioning.build import BuildError, apply_plan, plan_build
+    from ..provisioning.build_cache import BuildCache, default_cache_path
     from ..provisioning.render import ConfigRenderer
 
     renderer = ConfigRenderer(templates)
+    cache = BuildCache.load(default_cache_path(tftp_root))
     try:
         if len(inv.phones) >= PROGRESS_FROM and sys.stderr.isatty():
-            with click.progressbar(inv.phones, label="rendering", file=sys.stderr) as bar:
+            with click.progressbar(length=len(inv.phones), label="rendering", file=sys.stderr) as bar:
+                def advance(phones: Iterable[Phone]) -> Iterator[Phone]:
+                    for phone in phones:
+                        bar.update(1)
+                        yield phone
                 plan = plan_build(inv, tftp_root, renderer, credentials, pjsip_path, hints_path,
-                                  progress=lambda _p: bar)
+                                  progress=advance, cache=cache)
         else:
-            plan = plan_build(inv, tftp_root, renderer, credentials, pjsip_path, hints_path)
+            plan = plan_build(inv, tftp_root, renderer, credentials, pjsip_path, hints_path, cache=cache)
     except BuildError as exc:
         _fail(exc.errors, f"{inventory}: {len(exc.errors)} error(s), nothing written:")
     return apply_plan(plan)

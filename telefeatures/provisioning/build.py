@@ -4,14 +4,19 @@ and only then write, so a bad inventory or template writes nothing at all.
 
 from __future__ import annotations
 
+import hashlib
+import multiprocessing
+import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .build_cache import BuildCache, code_digest
 from .credentials import CredentialStore
 from .devices import SIP_CNF_FORMAT
-from .files import fsync_directory, read_if_exists, write_atomic
+from .files import read_if_exists, write_many_atomic
 from .inventory import Inventory, Phone, phone_title
 from .render import ConfigRenderer, RenderError
 
@@ -36,6 +41,8 @@ class PlannedFile:
     data: bytes
     mode: int
     phone: Phone | None = None
+    inputs: str = ""  # digest of what a phone file is rendered from (build cache)
+    reused: bool = False  # the file on disk, known current: not rendered, not rewritten
 
 
 @dataclass
@@ -45,6 +52,7 @@ class BuildPlan:
     credentials: CredentialStore
     pjsip_path: Path | None = None
     hints_path: Path | None = None
+    cache: BuildCache = field(default_factory=lambda: BuildCache(None))
 
 
 @dataclass
@@ -77,8 +85,12 @@ def plan_build(
     pjsip_path: Path | None = None,
     hints_path: Path | None = None,
     progress: Callable[[Iterable[Phone]], Iterable[Phone]] = lambda phones: phones,
+    cache: BuildCache | None = None,
 ) -> BuildPlan:
-    """Render and check every file; raise BuildError listing every problem."""
+    """Render and check every file; raise BuildError listing every problem.
+    With a ``cache``, a phone whose inputs and file are unchanged since the
+    last build is not rendered again."""
+    cache = cache or BuildCache(None)
     errors: list[str] = []
     passwords = resolve_passwords(inventory, credentials)
     files: list[PlannedFile] = []
@@ -98,16 +110,33 @@ def plan_build(
                                      TFTP_FILE_MODE))
         except RenderError as exc:
             errors += exc.lines()
-    for i, phone in enumerate(progress(inventory.phones)):
-        try:
-            if phone.config_format == SIP_CNF_FORMAT:
-                data = renderer.render_sip_cnf(inventory, phone, passwords)
-            else:
-                data = renderer.render_sep_config(inventory, phone, passwords, dialplan)
-        except RenderError as exc:
-            errors += exc.lines(f"{phone_title(phone, i)}: ")
-            continue
-        files.append(PlannedFile(tftp_root / phone.config_name, data, TFTP_FILE_MODE, phone))
+    shared = _shared_inputs(inventory, renderer, dialplan)
+    planned: dict[int, PlannedFile] = {}
+    to_render: list[tuple[int, Path, str]] = []
+    for i, phone in enumerate(inventory.phones):
+        path = tftp_root / phone.config_name
+        inputs = _phone_inputs(shared, phone, passwords)
+        if (reused := cache.reusable(path, inputs)) is not None:
+            planned[i] = PlannedFile(path, reused, TFTP_FILE_MODE, phone, inputs, reused=True)
+        else:
+            to_render.append((i, path, inputs))
+    results: dict[int, bytes | RenderError] = {}
+
+    def rendered() -> Iterator[Phone]:
+        yield from (inventory.phones[i] for i in planned)
+        for i, result in _render_phones(renderer, inventory, passwords, dialplan, [i for i, _, _ in to_render]):
+            results[i] = result
+            yield inventory.phones[i]
+
+    for _phone in progress(rendered()):
+        pass
+    for i, path, inputs in to_render:
+        result = results[i]
+        if isinstance(result, RenderError):
+            errors += result.lines(f"{phone_title(inventory.phones[i], i)}: ")
+        else:
+            planned[i] = PlannedFile(path, result, TFTP_FILE_MODE, inventory.phones[i], inputs)
+    files += [planned[i] for i in sorted(planned)]
     if pjsip_path is not None:
         try:
             files.append(PlannedFile(pjsip_path, renderer.render_pjsip(inventory, passwords),
@@ -118,7 +147,72 @@ def plan_build(
         files.append(PlannedFile(hints_path, renderer.render_hints(inventory), HINTS_FILE_MODE))
     if errors:
         raise BuildError(errors)
-    return BuildPlan(tftp_root, files, credentials, pjsip_path, hints_path)
+    return BuildPlan(tftp_root, files, credentials, pjsip_path, hints_path, cache)
+
+
+# Rendering is CPU-bound: a large build spreads the phones over processes.
+PARALLEL_FROM = 500
+CHUNK = 250
+_JOB: tuple[ConfigRenderer, Inventory, dict[str, str], bytes] | None = None
+
+
+def _render_phone(renderer: ConfigRenderer, inventory: Inventory, passwords: dict[str, str], dialplan: bytes,
+                  index: int) -> bytes | RenderError:
+    phone = inventory.phones[index]
+    try:
+        if phone.config_format == SIP_CNF_FORMAT:
+            return renderer.render_sip_cnf(inventory, phone, passwords)
+        return renderer.render_sep_config(inventory, phone, passwords, dialplan)
+    except RenderError as exc:
+        return exc
+
+
+def _render_chunk(indices: list[int]) -> list[tuple[int, bytes | tuple[str, list[str]]]]:
+    """In a worker process (forked with _JOB set): render these phones."""
+    assert _JOB is not None
+    out: list[tuple[int, bytes | tuple[str, list[str]]]] = []
+    for index in indices:
+        result = _render_phone(*_JOB, index)
+        # RenderError does not pickle (two arguments); send its parts.
+        out.append((index, (result.what, result.problems) if isinstance(result, RenderError) else result))
+    return out
+
+
+def _render_phones(renderer: ConfigRenderer, inventory: Inventory, passwords: dict[str, str], dialplan: bytes,
+                   indices: list[int]) -> Iterator[tuple[int, bytes | RenderError]]:
+    """Each phone's file (or why it cannot be rendered), in order."""
+    global _JOB
+    workers = min(os.cpu_count() or 1, 8)
+    if len(indices) < PARALLEL_FROM or workers < 2:
+        for index in indices:
+            yield index, _render_phone(renderer, inventory, passwords, dialplan, index)
+        return
+    _JOB = (renderer, inventory, passwords, dialplan)
+    try:
+        chunks = [indices[start:start + CHUNK] for start in range(0, len(indices), CHUNK)]
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            for chunk in pool.map(_render_chunk, chunks):
+                for index, result in chunk:
+                    yield index, RenderError(*result) if isinstance(result, tuple) else result
+    finally:
+        _JOB = None
+
+
+def _shared_inputs(inventory: Inventory, renderer: ConfigRenderer, dialplan: bytes) -> bytes:
+    """What every phone file is made from besides the phone itself."""
+    digest = hashlib.sha256(code_digest().encode())
+    for name in renderer.phone_templates():
+        digest.update(renderer.template_source(name).encode() + b"\0")
+    digest.update(inventory.site.model_dump_json().encode() + b"\0" + dialplan)
+    return digest.digest()
+
+
+def _phone_inputs(shared: bytes, phone: Phone, passwords: dict[str, str]) -> str:
+    digest = hashlib.sha256(shared)
+    digest.update(phone.model_dump_json(exclude_unset=True).encode())
+    for line in phone.lines:
+        digest.update(b"\0" + passwords[line.extension].encode())
+    return digest.hexdigest()
 
 
 def apply_plan(plan: BuildPlan) -> BuildReport:
@@ -126,14 +220,16 @@ def apply_plan(plan: BuildPlan) -> BuildReport:
     holds a password that is not also recorded."""
     report = BuildReport()
     report.secrets_written = plan.credentials.save()
-    directories: set[Path] = set()
+    writes: list[PlannedFile] = []
     for planned in plan.files:
+        if planned.reused:
+            report.unchanged.append(planned.path)
+            continue
         old = read_if_exists(planned.path)
         if old == planned.data:
             report.unchanged.append(planned.path)
             continue
-        write_atomic(planned.path, planned.data, planned.mode)
-        directories.add(planned.path.parent)
+        writes.append(planned)
         (report.added if old is None else report.changed).append(planned.path)
         if planned.phone is not None and old is not None:
             report.changed_phones.append(planned.phone)
@@ -141,8 +237,11 @@ def apply_plan(plan: BuildPlan) -> BuildReport:
             report.pjsip_changed = True
         if planned.path == plan.hints_path:
             report.hints_changed = True
-    for directory in directories:
-        fsync_directory(directory)
+    write_many_atomic([(planned.path, planned.data, planned.mode) for planned in writes])
+    for planned in plan.files:
+        if planned.inputs and not planned.reused:
+            plan.cache.record(planned.path, planned.inputs, planned.data)
+    plan.cache.save({planned.path.name for planned in plan.files if planned.inputs})
     wanted = {planned.path.name for planned in plan.files if planned.path.parent == plan.tftp_root}
     report.stale = sorted(
         path for path in plan.tftp_root.iterdir() if SEP_NAME.fullmatch(path.name) and path.name not in wanted

@@ -38,9 +38,10 @@ _TOKEN = re.compile(r"\\\*|[.*,]|[0-9#+]")
 _FEATURE_CODE = re.compile(r"[0-9*]{1,8}")
 
 
-def _keys(pattern: str) -> list[str]:
+@lru_cache(maxsize=1024)
+def _keys(pattern: str) -> tuple[str, ...]:
     """The tokens of ``pattern`` that match keys (``,`` only plays a tone)."""
-    return [token for token in _TOKEN.findall(pattern) if token != ","]
+    return tuple(token for token in _TOKEN.findall(pattern) if token != ",")
 
 
 def pattern_problem(pattern: str) -> str | None:
@@ -100,6 +101,7 @@ def pattern_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(parts))
 
 
+@lru_cache(maxsize=1024)
 def literal_count(pattern: str) -> int:
     """How many keys ``pattern`` names exactly. The phone prefers, among the
     templates that fit what was dialled so far, the one with most exact keys:
@@ -205,19 +207,44 @@ def _decide(number: str, templates: list[DialTemplate]) -> tuple[DialTemplate | 
     return best, None
 
 
+class DialDecisions:
+    """The firmware's decisions for one template list, remembered per number
+    dialled so far: checking a large inventory walks the same prefixes
+    thousands of times."""
+
+    def __init__(self, templates: list[DialTemplate]):
+        self.templates = templates
+        self._memo: dict[str, tuple[DialTemplate | None, str | None]] = {}
+
+    def _decide(self, number: str) -> tuple[DialTemplate | None, str | None]:
+        decision = self._memo.get(number)
+        if decision is None:
+            decision = self._memo[number] = _decide(number, self.templates)
+        return decision
+
+    def dial_delay(self, number: str) -> str | None:
+        """Why the phone would not dial ``number`` the moment it is complete, or None."""
+        return self._decide(number)[1]
+
+    def cut_short(self, number: str) -> tuple[str, str] | None:
+        """If the phone would place the call before ``number`` is fully dialled,
+        the prefix it would send and the template responsible; else None."""
+        for end in range(1, len(number)):
+            fired, _ = self._decide(number[:end])
+            if fired is not None:
+                return number[:end], fired.match
+        return None
+
+
 def dial_delay(number: str, templates: list[DialTemplate]) -> str | None:
     """Why the phone would not dial ``number`` the moment it is complete, or None."""
-    return _decide(number, templates)[1]
+    return DialDecisions(templates).dial_delay(number)
 
 
 def cut_short(number: str, templates: list[DialTemplate]) -> tuple[str, str] | None:
     """If the phone would place the call before ``number`` is fully dialled,
     the prefix it would send and the template responsible; else None."""
-    for end in range(1, len(number)):
-        fired, _ = _decide(number[:end], templates)
-        if fired is not None:
-            return number[:end], fired.match
-    return None
+    return DialDecisions(templates).cut_short(number)
 
 
 # Attribute names as documented; the phone reads them in any case (real files

@@ -27,7 +27,9 @@ PJSIP_TEMPLATE = "pjsip.conf.j2"
 HINTS_TEMPLATE = "hints.conf.j2"
 SIP_CNF_TEMPLATE = "SIP.cnf.j2"
 SIP_DEFAULT_TEMPLATE = "SIPDefault.cnf.j2"
+SIP_SETTINGS_TEMPLATE = "sip_settings.cnf.j2"
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+EMPTY_STAMP = b"<versionStamp/>"
 
 
 class RenderError(Exception):
@@ -197,6 +199,14 @@ class ConfigRenderer:
         self.env.filters["pjsip_codecs"] = pjsip_codecs
         self.env.filters["q"] = cnf_quote
 
+    def phone_templates(self) -> tuple[str, ...]:
+        """The templates a phone file is rendered from."""
+        return (SEP_TEMPLATE, SIP_CNF_TEMPLATE, SIP_SETTINGS_TEMPLATE)
+
+    def template_source(self, name: str) -> str:
+        """A template's text, the site's override if there is one."""
+        return self.env.loader.get_source(self.env, name)[0]  # type: ignore[union-attr]
+
     def _render(self, name: str, what: str, **context: Any) -> str:
         try:
             return self.env.get_template(name).render(**context)
@@ -232,8 +242,14 @@ class ConfigRenderer:
         if problems:
             raise RenderError(what, problems)
         stamp = root.find("versionStamp")
-        if stamp is not None:  # a site template may leave it out: the phone then always re-reads
-            stamp.text = version_stamp(_serialize(root), dialplan)
+        if stamp is None:  # a site template may leave it out: the phone then always re-reads
+            return _serialize(root)
+        stamp.text = None
+        data = _serialize(root)
+        stamped = f"<versionStamp>{version_stamp(data, dialplan)}</versionStamp>".encode()
+        if data.count(EMPTY_STAMP) == 1:  # one serialization instead of two
+            return data.replace(EMPTY_STAMP, stamped)
+        stamp.text = stamped[14:-15].decode()
         return _serialize(root)
 
     def render_xml_default(self, site: Site) -> bytes:

@@ -118,7 +118,8 @@ def test_only_changed_files_are_rewritten_and_restamped(site, write_inventory):
     assert result.exit_code == 0, result.output
     after = snapshot(site)
     changed = {name for name in after if after[name] != before[name]}
-    assert changed == {f"tftpboot/SEP{MAC_A}.cnf.xml", "asterisk/phones.conf"}
+    # ...and the build cache beside the root, which remembers the new file.
+    assert changed == {f"tftpboot/SEP{MAC_A}.cnf.xml", "asterisk/phones.conf", "tftpboot.build-cache.json"}
     assert before[f"tftpboot/SEP{MAC_B}.cnf.xml"][:2] == after[f"tftpboot/SEP{MAC_B}.cnf.xml"][:2]  # inode, mtime
     assert stamp(root / f"SEP{MAC_A}.cnf.xml") != stamp_a
     assert stamp(root / f"SEP{MAC_B}.cnf.xml") == stamp_b
@@ -218,3 +219,32 @@ def test_no_temporary_files_left_behind(site, write_inventory):
     assert build(site, write_inventory(two_phones(display_a="B"))).exit_code == 0
     leftovers = [p for p in site.rglob(".*") if p.is_file()]
     assert leftovers == []
+
+
+def test_build_cache_renders_only_what_changed_and_repairs_edited_files(site, write_inventory, tmp_path):
+    inventory = write_inventory(two_phones())
+    assert build(site, inventory).exit_code == 0
+    root = site / "tftpboot"
+    cache = site / "tftpboot.build-cache.json"
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+    secrets = json.loads((site / "tftpboot.secrets.json").read_text())["passwords"]
+    assert not any(password in cache.read_text() for password in secrets.values())  # digests only
+    # A file edited by hand (its inputs unchanged) is rendered again and restored.
+    good = (root / f"SEP{MAC_B}.cnf.xml").read_bytes()
+    (root / f"SEP{MAC_B}.cnf.xml").write_bytes(good.replace(b"<natEnabled>false", b"<natEnabled>true"))
+    result = build(site, inventory)
+    assert result.exit_code == 0 and f"changed  {root}/SEP{MAC_B}.cnf.xml" in result.output, result.output
+    assert (root / f"SEP{MAC_B}.cnf.xml").read_bytes() == good
+    # A site template override counts as an input: every phone file is rendered from it.
+    templates = tmp_path / "site-templates"
+    templates.mkdir()
+    (templates / "SEP.cnf.xml.j2").write_text(
+        (Path(__file__).parents[3] / "telefeatures/provisioning/templates/SEP.cnf.xml.j2").read_text()
+        .replace("<kpml>{{ s.kpml }}</kpml>", "<kpml>0</kpml>"))
+    result = build(site, inventory, "--templates", str(templates))
+    assert result.exit_code == 0 and "0 added, 2 changed" in result.output, result.output
+    # A damaged cache only costs time.
+    cache.write_text("{not json")
+    result = build(site, inventory, "--templates", str(templates))
+    assert result.exit_code == 0 and "0 added, 0 changed" in result.output, result.output
+    assert json.loads(cache.read_text())["format"] == 1
