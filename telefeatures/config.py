@@ -221,8 +221,9 @@ class Settings(BaseSettings):
     def _redis_scheme(cls, value: str | None) -> str | None:
         if value in (None, ""):
             return None
-        if not re.match(r"(redis|rediss|unix)://", value):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        from .state.topology import parse_topology  # raises TopologyError (a ValueError) naming the bad part
+
+        parse_topology(value)
         return value
 
     @field_validator("key_prefix")

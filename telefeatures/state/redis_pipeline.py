@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
@@ -61,6 +61,9 @@ def fast_fail_retry() -> Retry:
     return Retry(NoBackoff(), retries=1)
 
 
+_FAILOVER_ERRORS = ("READONLY", "MASTERDOWN")
+
+
 class _Pipe(asyncio.Protocol):
     """One connection to Redis with commands pipelined on it; Redis answers in
     order, so each reply resolves the oldest outstanding future.
@@ -71,9 +74,13 @@ class _Pipe(asyncio.Protocol):
     ConnectionError, and its caller retries once on a new connection.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float):
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float, failover: bool = False):
         self._loop = loop
         self._timeout = timeout
+        # Behind Sentinel: a demoted master (READONLY) or one that lost its
+        # replicas' quorum (MASTERDOWN) ends the connection, so the retry asks
+        # Sentinel where the master is now.
+        self._failover = failover
         self._parser = hiredis.Reader(replyError=ResponseError, protocolError=InvalidResponse)
         self._pending: deque[tuple[asyncio.Future, float]] = deque()
         self._timer: asyncio.TimerHandle | None = None
@@ -97,6 +104,9 @@ class _Pipe(asyncio.Protocol):
                 return
             if not pending:
                 self._abort(RedisConnectionError("Redis sent a reply nobody asked for"))
+                return
+            if self._failover and isinstance(reply, ResponseError) and str(reply).startswith(_FAILOVER_ERRORS):
+                self._abort(RedisConnectionError(f"not the master any more: {reply}"))
                 return
             future = pending.popleft()[0]
             if not future.done():  # else its caller gave up on it
@@ -169,8 +179,11 @@ class PipelinedRedis:
     connection error or timeout. ``timeout`` bounds the connect and each reply.
     """
 
-    def __init__(self, full: aioredis.Redis, target: dict, timeout: float):
+    def __init__(self, full: aioredis.Redis, target: dict, timeout: float,
+                 locate: Callable[[], Awaitable[tuple[str, int]]] | None = None):
         self._full = full
+        # Sentinel: where the master is, asked again before every connection.
+        self._locate = locate
         self._path = target.get("path")
         self._host = target.get("host", "localhost")
         self._port = int(target.get("port", 6379))
@@ -184,6 +197,17 @@ class PipelinedRedis:
         self._timeout = timeout
         self._pipe: _Pipe | None = None
         self._connecting: asyncio.Future | None = None
+
+    @classmethod
+    def for_sentinel(cls, full: aioredis.Redis, locate: Callable[[], Awaitable[tuple[str, int]]],
+                     username: str | None, password: str | None, db: int,
+                     timeout: float) -> aioredis.Redis | PipelinedRedis:
+        """Pipelined commands to the master that ``locate`` (Sentinel) names,
+        asked again on every new connection; redis-py's Sentinel-managed client
+        ``full`` for the rest."""
+        if hiredis is None:
+            return full
+        return cls(full, {"username": username, "password": password, "db": db}, timeout, locate)
 
     @classmethod
     def wrap(cls, full: aioredis.Redis, url: str, timeout: float) -> aioredis.Redis | PipelinedRedis:
@@ -218,14 +242,22 @@ class PipelinedRedis:
     async def _open(self) -> _Pipe:
         loop = asyncio.get_running_loop()
         where = self._path or f"{self._host}:{self._port}"
+        failover = self._locate is not None
+
+        def protocol() -> _Pipe:
+            return _Pipe(loop, self._timeout, failover)
+
         pipe = None
         try:
             async with asyncio.timeout(self._timeout):
+                if self._locate is not None:
+                    where = "the master (asking Sentinel)"
+                    self._host, self._port = await self._locate()
+                    where = f"{self._host}:{self._port} (the master Sentinel names)"
                 if self._path:
-                    _, pipe = await loop.create_unix_connection(lambda: _Pipe(loop, self._timeout), self._path)
+                    _, pipe = await loop.create_unix_connection(protocol, self._path)
                 else:
-                    _, pipe = await loop.create_connection(lambda: _Pipe(loop, self._timeout), self._host,
-                                                           self._port)
+                    _, pipe = await loop.create_connection(protocol, self._host, self._port)
                 for command in self._handshake:
                     await pipe.send(command)
         except TimeoutError:

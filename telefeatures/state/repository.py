@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from .. import metrics
 from . import schema
@@ -23,7 +23,7 @@ def _redis_errors() -> Iterator[None]:
     """Every Redis failure (down, timeout, error reply) becomes StateUnavailable."""
     try:
         yield
-    except (RedisError, OSError) as exc:
+    except (RedisError, RedisClusterException, OSError) as exc:
         metrics.REDIS_ERRORS.inc()
         raise StateUnavailable(str(exc) or type(exc).__name__) from exc
 
