@@ -164,7 +164,8 @@ def scenarios(group: str, port: int) -> list[Scenario]:
         "outbound-blocked": [blocked],
         "cidblock/on": [Scenario("cidblock/on", ("3000",), (("TF_STATUS", "OK"),), 2,
                                  channel="PJSIP/3000-0000001c", callerid="3000")],
-        "inbound": [Scenario("inbound", ("4000",), (("TF_STATUS", "OK"),), 1, channel="PJSIP/trunk-0000001d",
+        "inbound": [Scenario("inbound", ("4000",), (("TF_INBOUND", "RING"), ("TF_STATUS", "OK")), 2,
+                             channel="PJSIP/trunk-0000001d",
                              callerid="5551234567", calleridname="Bob", context="tf-from-trunk")],
         # announce, number, confirm prompts, then "1" at WAIT FOR DIGIT: every command *69 has
         "callreturn": [Scenario("callreturn", ("5000",), (("TF_DIAL", "15559876543"), ("TF_STATUS", "OK")), 9,

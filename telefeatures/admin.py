@@ -44,20 +44,46 @@ def last_caller_record(settings: Settings, number: str, name: str = "") -> Calle
     return record
 
 
+def _when(epoch: float) -> str | None:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(epoch)) if epoch else None
+
+
 def state_as_dict(state: ExtensionState) -> dict:
-    caller = None
+    caller = rejected = None
     if state.last_caller is not None:
         c = state.last_caller
         caller = {
             "number": c.number, "name": c.name, "presentation": c.presentation,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(c.time)) if c.time else None,
-            "withheld": c.withheld, "reason": c.reason,
+            "time": _when(c.time), "withheld": c.withheld, "reason": c.reason,
         }
-    return {"extension": state.extension, "cidblock": state.cidblock, "last_caller": caller}
+    if state.last_rejected is not None:
+        r = state.last_rejected
+        rejected = {"number": r.number, "name": r.name, "presentation": r.presentation, "time": _when(r.time),
+                    "reason": r.reason}
+    return {"extension": state.extension, "cidblock": state.cidblock, "last_caller": caller,
+            "anonreject": state.anon_reject,
+            "reject_list": [{"number": number, "added": _when(added)} for number, added in state.reject_list],
+            "last_rejected": rejected}
 
 
-def astdb_plan(settings: Settings, path: Path, block_family: str, lastcall_family: str) -> ImportPlan:
+class InvalidRejectNumber(ValueError):
+    """A number for the reject list that the inbound route could never match."""
+
+
+def reject_numbers(settings: Settings, numbers: tuple[str, ...]) -> tuple[str, ...]:
+    """Numbers for the reject list, each a plain dialable number (the only kind
+    the inbound route looks up), else :class:`InvalidRejectNumber`."""
+    rules = NumberRules.from_settings(settings.features)
+    for number in numbers:
+        if not rules.is_dialable(number):
+            raise InvalidRejectNumber(f"{number[:40]!r} is not a dialable number: give ASCII digits with an optional "
+                                      f"leading +, {rules.min_digits} to {rules.max_digits} digits")
+    return numbers
+
+
+def astdb_plan(settings: Settings, path: Path, block_family: str, lastcall_family: str,
+               blacklist_family: str | None = None, blacklist_for: tuple[str, ...] = ()) -> ImportPlan:
     """Read the AstDB (read-only) and sort its values into what could be imported and what is skipped."""
     rows = read_astdb(path)
     return plan_import(rows, block_family, lastcall_family, NumberRules.from_settings(settings.features),
-                       file_time(path))
+                       file_time(path), blacklist_family, blacklist_for, settings.features.callblock_max_entries)

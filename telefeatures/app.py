@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from .agi.channel import Channel, play
 from .agi.protocol import AgiRequest
 from .config import FeatureSettings
+from .features.anonreject import AnonymousRejection
 from .features.base import Call, FeatureContext, Outcome, Status
+from .features.callblock import CallBlocking
 from .features.callreturn import CallReturn
 from .features.cidblock import CallerIdBlocking
 from .features.inbound import RecordInbound
 from .features.outbound import OutboundPolicy
+from .features.ringhook import RecordRung
 from .state.repository import StateRepository, StateUnavailable
 from .state.schema import valid_extension, valid_tenant
 
@@ -53,8 +56,20 @@ ROUTE_TABLE: tuple[Route, ...] = (
     Route("cidblock/off", 1, spoken=True, feature=CallerIdBlocking, method="disable"),
     Route("cidblock/status", 1, spoken=True, feature=CallerIdBlocking, method="status"),
     Route("outbound", 2, spoken=False, feature=OutboundPolicy, bad_arguments=Status.REFUSED),
+    Route("callblock/last", 1, spoken=True, feature=CallBlocking, method="block_last"),
+    Route("callblock/clear", 1, spoken=True, feature=CallBlocking, method="clear"),
+    Route("anonreject/on", 1, spoken=True, feature=AnonymousRejection, method="enable"),
+    Route("anonreject/off", 1, spoken=True, feature=AnonymousRejection, method="disable"),
+    # Dial's pre-dial handler (tf-ring-hook): arg2 is 1 for a call from a trunk.
+    Route("ringhook", 2, spoken=False, feature=RecordRung),
 )
 ROUTES = tuple(route.name for route in ROUTE_TABLE)
+# Channel technologies whose channel name carries the endpoint (PJSIP/<endpoint>-<hex>).
+ENDPOINT_CHANNELS = ("PJSIP", "SIP", "IAX2")
+# Set on phone endpoints (``set_var=__TF_EXTENSION=<ext>`` in the generated
+# PJSIP include) and inherited by the Local channels their calls create; an
+# admin's dialplan may set it.
+EXTENSION_VARIABLE = "TF_EXTENSION"
 
 
 def route_args(args: tuple[str, ...]) -> tuple[str, ...]:
@@ -77,10 +92,24 @@ def extension_of(request: AgiRequest) -> str | None:
         return arg if valid_extension(arg) else None
     channel = request.channel
     tech, sep, rest = channel.partition("/")
-    if not sep or tech not in ("PJSIP", "SIP", "IAX2"):
+    if not sep or tech not in ENDPOINT_CHANNELS:
         return None
     endpoint, dash, _ = rest.rpartition("-")
     return endpoint if dash and valid_extension(endpoint) else None
+
+
+def extension_from_variable(request: AgiRequest) -> bool:
+    """True when the extension must come from ``TF_EXTENSION``: no arg1, and a
+    channel that names no endpoint (``Local/…``, ``DAHDI/…``)."""
+    return not request.arg(1) and request.channel.partition("/")[0] not in ENDPOINT_CHANNELS
+
+
+async def extension_from_channel(channel: Channel) -> str | None:
+    """``TF_EXTENSION`` read from the channel (``GET VARIABLE``: the channel's
+    own or inherited value). A value that is not a valid extension is refused
+    (None), like a bad arg1."""
+    value = await channel.get_variable(EXTENSION_VARIABLE)
+    return value if value and valid_extension(value) else None
 
 
 class BadTenant(ValueError):
@@ -100,15 +129,18 @@ def tenant_of(request: AgiRequest) -> str | None:
     return tenant
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RoutedCall:
     """A session as the app described it: its route (None: unknown) and the
-    tenant and extension it acts for, worked out once from the header."""
+    tenant and extension it acts for, worked out once from the header - except
+    that with ``ask_channel`` (no arg1, no endpoint) the extension is read from
+    the channel's ``TF_EXTENSION`` when the session runs."""
 
     route: Route | None
     handler: Handler | None
     extension: str | None
     tenant: str | None = None
+    ask_channel: bool = False
 
     @property
     def route_label(self) -> str:
@@ -139,7 +171,9 @@ class FeatureApp:
             # Treated like an unusable extension: the feature answers with its
             # error (outbound: the on_state_error presentation).
             return RoutedCall(entry[0], entry[1], None)
-        return RoutedCall(entry[0], entry[1], extension_of(request), tenant)
+        extension = extension_of(request)
+        return RoutedCall(entry[0], entry[1], extension, tenant,
+                          ask_channel=extension is None and extension_from_variable(request))
 
     async def handle(self, channel: Channel, call: RoutedCall) -> Outcome:
         """Run the described route on ``channel`` and publish its outcome.
@@ -160,6 +194,8 @@ class FeatureApp:
             if route.spoken:
                 await play(channel, self.settings.prompts.error)
             return Outcome(route.bad_arguments, "bad-arguments")
+        if call.ask_channel:
+            call.extension, call.ask_channel = await extension_from_channel(channel), False
         try:
             return await call.handler(Call(channel, call.extension, request.args[1:], call.tenant))
         except StateUnavailable:

@@ -64,6 +64,18 @@ class Prompts(BaseModel):
     callreturn_confirm: Sounds = ["to-call-this-number", "vm-press", "digits/1"]
     callreturn_not_dialable: Sounds = ["cannot-complete-as-dialed"]
     callreturn_declined: Sounds = ["goodbye"]
+    # *60: "The last caller was... <number>. If this is correct, press 1."
+    callblock_announce: Sounds = ["privacy-to-blacklist-last-caller"]
+    callblock_confirm: Sounds = ["if-correct-press", "digits/1"]
+    callblock_added: Sounds = ["added"]
+    callblock_no_record: Sounds = ["im-sorry", "cannot-complete-as-dialed"]
+    callblock_withheld: Sounds = ["privacy-to-blacklist-last-caller", "from-unknown-caller", "feature-not-avail-line"]
+    callblock_declined: Sounds = ["cancelled"]
+    # *80: "If this is correct, press 1." -> "Removed."
+    callblock_clear_confirm: Sounds = ["if-correct-press", "digits/1"]
+    callblock_cleared: Sounds = ["removed"]
+    anonreject_on: Sounds = ["activated"]
+    anonreject_off: Sounds = ["de-activated"]
 
     _names = field_validator("*")(_check_sounds)
 
@@ -116,6 +128,13 @@ class FeatureSettings(BaseModel):
     legacy_block_number: str = "0-1-999"
     outbound_cid_number: str | None = None
     outbound_cid_name: str | None = None
+    # *60 reject list: at most this many numbers; adding one more drops the oldest.
+    callblock_max_entries: int = Field(20, ge=1, le=1000)
+    # Anonymous call rejection (*77): callers whose number is merely unavailable
+    # (presentation "not available", "unknown", no number) ring unless this is true.
+    anonreject_unavailable: bool = False
+    # *69 for groups (pre-dial handler tf-ring-hook): record internal callers too.
+    record_internal: bool = False
     prompts: Prompts = Field(default_factory=Prompts)
 
     @field_validator("confirm_digit")

@@ -409,6 +409,7 @@ class FastAgiServer:
                     session = self.handler.describe(route, request)
                     route_label, extension, tenant = session.route_label, session.extension, session.tenant
                     result = await self.handler.handle(AgiChannel(request, conn), session)
+                    extension = session.extension  # the handler may have learnt it while running
                     status, reason = str(result.status), result.reason
                 finally:
                     deadlines.discard(limit)

@@ -99,7 +99,13 @@ def state_show(obj: dict, ext: str | None, as_json: bool, tenant: str | None) ->
             last = f"withheld ({c['reason']}) at {c['time']}"
         else:
             last = f"{c['number']} {c['name']!r} at {c['time']}"
-        click.echo(f"{st['extension']}: cidblock={'on' if st['cidblock'] else 'off'} last_caller={last}")
+        click.echo(f"{st['extension']}: cidblock={'on' if st['cidblock'] else 'off'} last_caller={last} "
+                   f"anonreject={'on' if st['anonreject'] else 'off'} reject_list={len(st['reject_list'])}")
+        for entry in st["reject_list"]:
+            click.echo(f"  blocked {entry['number']} since {entry['added']}")
+        r = st["last_rejected"]
+        if r is not None:
+            click.echo(f"  last refused call: {r['number'] or 'withheld'} ({r['reason']}) at {r['time']}")
 
 
 @state.command("set")
@@ -108,17 +114,26 @@ def state_show(obj: dict, ext: str | None, as_json: bool, tenant: str | None) ->
 @click.option("--last-caller", help="Record NUMBER (digits, optional leading +) as the last outside caller, "
                                     "e.g. for a test.")
 @click.option("--name", default="", help="Name to record with --last-caller.")
+@click.option("--anonreject", type=click.Choice(["on", "off"]), help="Anonymous call rejection (*77 / *87).")
+@click.option("--block", "block", multiple=True, metavar="NUMBER",
+              help="Add NUMBER to the reject list (*60); repeat for more.")
+@click.option("--unblock", "unblock", multiple=True, metavar="NUMBER", help="Take NUMBER off the reject list.")
+@click.option("--clear-blocked", is_flag=True, help="Empty the reject list (*80).")
 @tenant_option
 @shared_options
 @click.pass_obj
 def state_set(obj: dict, ext: str, cidblock: str | None, last_caller: str | None, name: str,
+              anonreject: str | None, block: tuple[str, ...], unblock: tuple[str, ...], clear_blocked: bool,
               tenant: str | None) -> None:
-    """Set state of EXT. An invalid --last-caller changes nothing."""
-    from ..admin import InvalidLastCaller, last_caller_record
+    """Set state of EXT. An invalid --last-caller or --block changes nothing."""
+    import time
+
+    from ..admin import InvalidLastCaller, InvalidRejectNumber, last_caller_record, reject_numbers
 
     _check_ext(ext)
-    if cidblock is None and last_caller is None:
-        raise click.UsageError("nothing to set: give --cidblock and/or --last-caller")
+    if cidblock is None and last_caller is None and anonreject is None and not (block or unblock or clear_blocked):
+        raise click.UsageError("nothing to set: give --cidblock, --last-caller, --anonreject, --block, --unblock "
+                               "or --clear-blocked")
     settings = settings_from(obj)
     record = None
     if last_caller is not None:
@@ -126,12 +141,25 @@ def state_set(obj: dict, ext: str, cidblock: str | None, last_caller: str | None
             record = last_caller_record(settings, last_caller, name)
         except InvalidLastCaller as exc:
             raise click.BadParameter(str(exc), param_hint="--last-caller") from None
+    try:
+        reject_numbers(settings, block)
+    except InvalidRejectNumber as exc:
+        raise click.BadParameter(str(exc), param_hint="--block") from None
 
     async def work(repo):
         if cidblock is not None:
             await repo.set_blocked(ext, cidblock == "on", tenant)
         if record is not None:
             await repo.record_caller(ext, record, tenant)
+        if anonreject is not None:
+            await repo.set_anon_reject(ext, anonreject == "on", tenant)
+        if clear_blocked:
+            await repo.clear_reject_list(ext, tenant)
+        for number in unblock:
+            await repo.remove_rejected_number(ext, number, tenant)
+        for number in block:
+            await repo.add_rejected_number(ext, number, time.time(), settings.features.callblock_max_entries,
+                                           tenant)
 
     _with_state(settings, work)
     click.echo(f"{ext}: updated")
@@ -155,6 +183,10 @@ def state_clear(obj: dict, ext: str, tenant: str | None) -> None:
                                               "(it reads Redis to know); write nothing.")
 @click.option("--block-family", default="CIDBlock", show_default=True)
 @click.option("--lastcall-family", default="LastCIDNum", show_default=True)
+@click.option("--blacklist-family", default="blacklist", show_default=True,
+              help="FreePBX-style blacklist: /<family>/<number>, /<family>/blocked, or /<family>/<ext>/<number>.")
+@click.option("--blacklist-for", "blacklist_for", multiple=True, metavar="EXT",
+              help="Extensions that get the PBX-wide blacklist (repeat); without it that list is skipped.")
 @click.option("--overwrite", is_flag=True,
               help="Replace state already in Redis. Without it, an extension's blocking setting already in Redis "
                    "(or changed since an earlier import, e.g. by *82) and its recorded last caller are kept; "
@@ -163,19 +195,30 @@ def state_clear(obj: dict, ext: str, tenant: str | None) -> None:
 @shared_options
 @click.pass_obj
 def state_import_astdb(obj: dict, path: Path, dry_run: bool, block_family: str, lastcall_family: str,
-                       overwrite: bool, tenant: str | None) -> None:
-    """Import CIDBlock / LastCIDNum from an Asterisk astdb.sqlite3 (read-only)."""
+                       blacklist_family: str, blacklist_for: tuple[str, ...], overwrite: bool,
+                       tenant: str | None) -> None:
+    """Import CIDBlock / LastCIDNum / blacklist from an Asterisk astdb.sqlite3 (read-only)."""
     from ..admin import astdb_plan
-    from ..astdb_import import apply_import
+    from ..astdb_import import apply_blacklist, apply_import, file_time
 
+    for ext in blacklist_for:
+        _check_ext(ext)
     settings = settings_from(obj)
     try:
-        plan = astdb_plan(settings, path, block_family, lastcall_family)
+        plan = astdb_plan(settings, path, block_family, lastcall_family, blacklist_family, blacklist_for)
     except (OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    blocks, callers = _with_state(settings, lambda repo: apply_import(plan, repo, overwrite, tenant, dry_run))
+
+    async def work(repo):
+        counts = await apply_import(plan, repo, overwrite, tenant, dry_run)
+        return counts, await apply_blacklist(plan, repo, overwrite, tenant, dry_run, file_time(path))
+
+    (blocks, callers), (numbers, anon_on) = _with_state(settings, work)
     verb = "would import" if dry_run else "imported"
     click.echo(f"{verb} {blocks} {block_family} value(s) and {callers} {lastcall_family} value(s)")
+    if plan.rejects or plan.anon_reject:
+        click.echo(f"{verb} {numbers} {blacklist_family} number(s) into the reject lists of {len(plan.rejects)} "
+                   f"extension(s); anonymous call rejection on for: {', '.join(anon_on) or 'none'}")
     for key, value, why in plan.skipped:
         click.echo(f"skipped {key} = {value[:40]!r}: {why}")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..agi.channel import play
 from ..state.repository import StateUnavailable
-from .base import Call, FeatureContext, Outcome, Status
+from .base import Call, FeatureContext, Outcome, Status, confirmed
 
 
 class CallReturn:
@@ -49,15 +49,5 @@ class CallReturn:
         return Outcome(Status.REFUSED, "declined")
 
     async def _confirmed(self, call: Call, number: str) -> bool:
-        channel = call.channel
-        key = self.settings.confirm_digit
-        # The confirm key works at any point: during the announcement, the
-        # number, the confirm prompt, or the wait after it.
-        digit = await play(channel, self.prompts.callreturn_announce, key)
-        if digit is None:
-            digit = await channel.say_digits(number.lstrip("+"), key)
-        if digit is None:
-            digit = await play(channel, self.prompts.callreturn_confirm, key)
-        if digit is None:
-            digit = await channel.wait_for_digit(self.settings.confirm_timeout_ms)
-        return digit == key
+        return await confirmed(call.channel, self.settings.confirm_digit, self.settings.confirm_timeout_ms,
+                               self.prompts.callreturn_announce, number.lstrip("+"), self.prompts.callreturn_confirm)

@@ -18,9 +18,13 @@ from ..state.repository import CallerRecord
 WITHHELD_WORDS = frozenset(
     {"", "anonymous", "unknown", "restricted", "private", "unavailable", "withheld", "blocked", "unidentified"}
 )
+# Of those, the ones that say the caller chose to hide the number (anonymous
+# call rejection refuses them); the rest only say the network has none.
+ANONYMOUS_WORDS = frozenset({"anonymous", "private", "restricted", "withheld", "blocked"})
 # CALLERID(pres): bits 0x60 are the presentation indicator (0 allowed,
 # 0x20 restricted, 0x40 not available).
 PRES_INDICATOR_MASK = 0x60
+PRES_NOT_AVAILABLE = 0x40
 MAX_NAME = 64
 
 
@@ -50,9 +54,38 @@ def presentation_restricted(pres: int) -> bool:
     return bool(pres & PRES_INDICATOR_MASK)
 
 
+def anonymity(number: str, pres_raw: str) -> str | None:
+    """How a caller hides: ``"withheld"`` (restricted presentation, or a number
+    like ``anonymous``/``private``/``restricted``), ``"unavailable"`` (the
+    network has no number: presentation "not available", ``unknown``, empty),
+    or None when the number is shown. An unreadable presentation counts as
+    shown, so only the number decides."""
+    pres = parse_presentation(pres_raw)
+    indicator = pres & PRES_INDICATOR_MASK if pres is not None else 0
+    word = number.strip().lower()
+    if indicator and indicator != PRES_NOT_AVAILABLE or word in ANONYMOUS_WORDS:
+        return "withheld"
+    if indicator == PRES_NOT_AVAILABLE or word in WITHHELD_WORDS:
+        return "unavailable"
+    return None
+
+
+# What CALLERID(pres) / CONNECTEDLINE(pres) read as (Asterisk's
+# ast_named_caller_presentation); agi_callingpres gives the number.
+PRESENTATION_NAMES = {
+    "allowed_not_screened": 0, "allowed_passed_screen": 1, "allowed_failed_screen": 2, "allowed": 3,
+    "prohib_not_screened": 32, "prohib_passed_screen": 33, "prohib_failed_screen": 34, "prohib": 35,
+    "unavailable": 67,
+}
+
+
 def parse_presentation(raw: str) -> int | None:
+    """A presentation as a number (``35``) or by its Asterisk name (``prohib``)."""
+    text = raw.strip()
+    if text in PRESENTATION_NAMES:
+        return PRESENTATION_NAMES[text]
     try:
-        value = int(raw.strip())
+        value = int(text)
     except ValueError:
         return None
     return value if 0 <= value <= 255 else None

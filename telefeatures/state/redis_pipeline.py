@@ -46,6 +46,10 @@ class RedisCommands(Protocol):
 
     async def hget(self, name: str, key: str) -> Any: ...
 
+    async def zrange(self, name: str, start: int, end: int, withscores: bool = False) -> list: ...
+
+    async def zrem(self, name: str, *values: str) -> int: ...
+
     def pipeline(self, transaction: bool = True) -> Any: ...
 
     def scan_iter(self, match: str, count: int) -> AsyncIterator: ...
@@ -310,6 +314,13 @@ class PipelinedRedis:
 
     def pipeline(self, transaction: bool = True):
         return self._full.pipeline(transaction=transaction)
+
+    # Reject-list reads and edits (feature codes and the CLI, not the call path).
+    async def zrange(self, name: str, start: int, end: int, withscores: bool = False) -> list:
+        return await self._full.zrange(name, start, end, withscores=withscores)
+
+    async def zrem(self, name: str, *values: str) -> int:
+        return await self._full.zrem(name, *values)
 
     def scan_iter(self, match: str, count: int):
         return self._full.scan_iter(match=match, count=count)

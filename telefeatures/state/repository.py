@@ -1,4 +1,5 @@
-"""Per-extension state in Redis: caller-ID blocking and the last outside caller."""
+"""Per-extension state in Redis: caller-ID blocking, the last outside caller,
+the reject list, anonymous call rejection and the last refused call."""
 
 from __future__ import annotations
 
@@ -68,10 +69,45 @@ class CallerRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RejectedCall:
+    """The last inbound call refused for an extension (never a *69 candidate).
+
+    ``number`` is empty unless it was a validated dialable number; ``reason``
+    is ``blocked-caller`` or ``anonymous``.
+    """
+
+    number: str
+    name: str
+    presentation: int
+    time: float
+    reason: str
+
+    def to_fields(self) -> dict[str, str]:
+        return schema.last_rejected_hash(number=self.number, name=self.name, presentation=self.presentation,
+                                         time=self.time, reason=self.reason)
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str]) -> RejectedCall:
+        record = CallerRecord.from_fields(fields)
+        return cls(record.number, record.name, record.presentation, record.time, record.reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Screening:
+    """What the inbound route needs to decide RING or REJECT."""
+
+    anon_reject: bool
+    listed: bool
+
+
+@dataclass(frozen=True, slots=True)
 class ExtensionState:
     extension: str
     cidblock: bool
     last_caller: CallerRecord | None
+    anon_reject: bool = False
+    reject_list: tuple[tuple[str, float], ...] = ()  # (number, time added), oldest first
+    last_rejected: RejectedCall | None = None
 
 
 class StateRepository:
@@ -149,6 +185,63 @@ class StateRepository:
         with _redis_errors():
             await self.redis.hset(self.keys.astdb_imports(tenant), mapping={source_key: value})
 
+    async def is_anon_rejecting(self, extension: str, tenant: str | None = None) -> bool:
+        with _redis_errors():
+            return await self.redis.get(self.keys.anon_reject(extension, tenant)) is not None
+
+    async def set_anon_reject(self, extension: str, on: bool, tenant: str | None = None) -> None:
+        key = self.keys.anon_reject(extension, tenant)
+        with _redis_errors():
+            if on:
+                await self.redis.set(key, schema.ANONREJECT_ON)
+            else:
+                await self.redis.delete(key)
+
+    async def screening(self, extension: str, number: str, tenant: str | None = None) -> Screening:
+        """Anonymous rejection on? ``number`` on the reject list? One round trip."""
+        with _redis_errors():
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.get(self.keys.anon_reject(extension, tenant))
+                pipe.zscore(self.keys.reject_list(extension, tenant), number or "-")
+                anon, score = await pipe.execute()
+        return Screening(anon is not None, bool(number) and score is not None)
+
+    async def add_rejected_number(self, extension: str, number: str, when: float, limit: int,
+                                  tenant: str | None = None) -> bool:
+        """Put ``number`` on the reject list (its first time kept when already
+        there); beyond ``limit`` entries the oldest go. True when it is new."""
+        key = self.keys.reject_list(extension, tenant)
+        with _redis_errors():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.zadd(key, {number: when}, nx=True)
+                pipe.zremrangebyrank(key, 0, -limit - 1)
+                added, _ = await pipe.execute()
+        return bool(added)
+
+    async def reject_list(self, extension: str, tenant: str | None = None) -> list[tuple[str, float]]:
+        """(number, time added), oldest first."""
+        with _redis_errors():
+            entries = await self.redis.zrange(self.keys.reject_list(extension, tenant), 0, -1, withscores=True)
+        return [(_str(number), float(score)) for number, score in entries]
+
+    async def remove_rejected_number(self, extension: str, number: str, tenant: str | None = None) -> bool:
+        with _redis_errors():
+            return bool(await self.redis.zrem(self.keys.reject_list(extension, tenant), number))
+
+    async def clear_reject_list(self, extension: str, tenant: str | None = None) -> int:
+        """Empty the reject list; returns how many numbers it held."""
+        key = self.keys.reject_list(extension, tenant)
+        with _redis_errors():
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.zcard(key)
+                pipe.delete(key)
+                count, _ = await pipe.execute()
+        return int(count)
+
+    async def record_rejected(self, extension: str, call: RejectedCall, tenant: str | None = None) -> None:
+        with _redis_errors():
+            await self.redis.hset(self.keys.last_rejected(extension, tenant), mapping=call.to_fields())
+
     async def has_state(self, extension: str, tenant: str | None = None) -> bool:
         with _redis_errors():
             return bool(await self.redis.exists(*self._all_keys(extension, tenant)))
@@ -158,20 +251,29 @@ class StateRepository:
             return await self.redis.delete(*self._all_keys(extension, tenant))
 
     async def snapshot(self, extension: str, tenant: str | None = None) -> ExtensionState:
+        keys = self.keys
         with _redis_errors():
             # One slot (hash tag), so this transaction works in a Cluster too.
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.get(self.keys.cidblock(extension, tenant))
-                pipe.hgetall(self.keys.last_caller(extension, tenant))
-                blocked, fields = await pipe.execute()
+                pipe.get(keys.cidblock(extension, tenant))
+                pipe.hgetall(keys.last_caller(extension, tenant))
+                pipe.get(keys.anon_reject(extension, tenant))
+                pipe.zrange(keys.reject_list(extension, tenant), 0, -1, withscores=True)
+                pipe.hgetall(keys.last_rejected(extension, tenant))
+                blocked, fields, anon, entries, rejected = await pipe.execute()
+        screening = dict(
+            anon_reject=anon is not None,
+            reject_list=tuple((_str(number), float(score)) for number, score in entries),
+            last_rejected=RejectedCall.from_fields(_text(rejected)) if rejected else None,
+        )
         if self.legacy_reads and tenant is None:
             if blocked is None and await self.is_blocked(extension):
                 blocked = b"1"
             if not fields:
                 record = await self.last_caller(extension)
-                return ExtensionState(extension, blocked is not None, record)
+                return ExtensionState(extension, blocked is not None, record, **screening)
         record = CallerRecord.from_fields(_text(fields)) if fields else None
-        return ExtensionState(extension, blocked is not None, record)
+        return ExtensionState(extension, blocked is not None, record, **screening)
 
     async def extensions(self, tenant: str | None = None) -> list[str]:
         """Extensions of ``tenant`` (None: without a tenant) that have any state."""

@@ -10,6 +10,17 @@ and a transaction over them works in a Cluster::
     <prefix>{<extension>}:lastcaller          hash of the last outside caller (*69),
                                               fields LAST_CALLER_FIELDS: number, name,
                                               pres, time, withheld, reason
+    <prefix>{<extension>}:rejectlist          sorted set of blocked caller numbers (*60):
+                                              member = number, score = epoch seconds it
+                                              was added; at most callblock_max_entries
+                                              (the oldest go first)
+    <prefix>{<extension>}:anonreject          string "1" while anonymous call rejection
+                                              (*77) is on; absent when off
+    <prefix>{<extension>}:lastrejected        hash of the last inbound call refused by
+                                              the two above, fields LAST_REJECTED_FIELDS:
+                                              number, name, pres, time, reason
+                                              (blocked-caller / anonymous); kept apart
+                                              so a refused call is never the *69 caller
     <prefix>{<tenant>:<extension>}:<kind>     the same for an extension of a tenant
     <prefix>schema                            "2": the layout above is in use
     <prefix>import:astdb[:<tenant>]           hash: AstDB key (/CIDBlock/1000) -> the value
@@ -31,15 +42,15 @@ import re
 
 VERSION = 2
 # Every kind of per-extension key; clear/has_state/migration cover exactly these.
-KINDS = ("cidblock", "lastcaller")
+KINDS = ("cidblock", "lastcaller", "rejectlist", "anonreject", "lastrejected")
 
 _EXTENSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}", re.ASCII)
 _TENANT = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", re.ASCII)
 _PREFIX = re.compile(r"[A-Za-z0-9_.-]{0,32}:?", re.ASCII)
 
 
-# The value of a cidblock key while blocking is on.
-CIDBLOCK_ON = "1"
+# The value of a cidblock / anonreject key while the feature is on.
+CIDBLOCK_ON = ANONREJECT_ON = "1"
 
 # The fields of a last-caller hash. Every write sets all of them at once.
 NUMBER, NAME, PRES, TIME, WITHHELD, REASON = LAST_CALLER_FIELDS = (
@@ -57,6 +68,15 @@ def last_caller_hash(*, number: str, name: str, presentation: int, time: float, 
         WITHHELD: "1" if withheld else "0",
         REASON: reason,
     }
+
+
+# The fields of a last-refused-call hash.
+LAST_REJECTED_FIELDS = (NUMBER, NAME, PRES, TIME, REASON)
+
+
+def last_rejected_hash(*, number: str, name: str, presentation: int, time: float, reason: str) -> dict[str, str]:
+    """The hash of a last-refused-call key, field by field."""
+    return {NUMBER: number, NAME: name, PRES: str(presentation), TIME: f"{time:.3f}", REASON: reason}
 
 
 def valid_extension(value: str) -> bool:
@@ -104,6 +124,15 @@ class KeySchema:
 
     def last_caller(self, extension: str, tenant: str | None = None) -> str:
         return self.key("lastcaller", extension, tenant)
+
+    def reject_list(self, extension: str, tenant: str | None = None) -> str:
+        return self.key("rejectlist", extension, tenant)
+
+    def anon_reject(self, extension: str, tenant: str | None = None) -> str:
+        return self.key("anonreject", extension, tenant)
+
+    def last_rejected(self, extension: str, tenant: str | None = None) -> str:
+        return self.key("lastrejected", extension, tenant)
 
     def extension_keys(self, extension: str, tenant: str | None = None) -> list[str]:
         """Every key one extension can have (one slot in a Cluster)."""

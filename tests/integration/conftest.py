@@ -67,12 +67,24 @@ def sipp(asterisk, workdir) -> SippRunner:
     return SippRunner(asterisk, workdir / "sipp")
 
 
+def _registered_phone(ext: str, sipp, workdir):
+    """Phone ``ext`` registered (digest auth), answering calls at its contact."""
+    port = free_port(socket.SOCK_DGRAM)
+    agent = AnsweringAgent("127.0.0.1", port, workdir / "sipp" / f"phone-{ext}.trace").start()
+    result = sipp.register(ext, port)
+    assert result.returncode == 0, result.output
+    return agent
+
+
+@pytest.fixture(scope="session")
+def phone_1000(asterisk, sipp, workdir):
+    agent = _registered_phone("1000", sipp, workdir)
+    yield agent
+    agent.stop()
+
+
 @pytest.fixture(scope="session")
 def phone_1001(asterisk, sipp, workdir):
-    """Phone 1001 registered (digest auth), answering calls at its contact."""
-    port = free_port(socket.SOCK_DGRAM)
-    agent = AnsweringAgent("127.0.0.1", port, workdir / "sipp" / "phone-1001.trace").start()
-    result = sipp.register("1001", port)
-    assert result.returncode == 0, result.output
+    agent = _registered_phone("1001", sipp, workdir)
     yield agent
     agent.stop()

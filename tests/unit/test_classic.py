@@ -66,7 +66,7 @@ async def test_cidblock_on_then_outbound_withholds(redis_url, redis_sync):
 
 async def test_inbound_and_callreturn(redis_url):
     result, code, err = await run_classic("inbound", ["1000"], redis_url=redis_url, callerid="2125551234")
-    assert code == 0 and result.variables == {"TF_STATUS": "OK"}, err
+    assert code == 0 and result.variables == {"TF_INBOUND": "RING", "TF_STATUS": "OK"}, err
     result, code, err = await run_classic("callreturn", ["1000"], Script(wait_digit="1"), redis_url=redis_url)
     assert code == 0, err
     assert result.variables["TF_DIAL"] == "12125551234"
@@ -138,7 +138,7 @@ async def test_invalid_utf8_in_caller_name(redis_url, redis_sync, locale):
     result, code, err = await run_classic("inbound", ["1000"], redis_url=redis_url, env=env,
                                           callerid="2125551234", calleridname=b"\xff\xfeBob")
     assert code == 0, err
-    assert result.variables == {"TF_STATUS": "OK"}
+    assert result.variables == {"TF_INBOUND": "RING", "TF_STATUS": "OK"}
     assert redis_sync.hget(TF_KEYS.last_caller("1000"), "number") == "2125551234"
 
 
@@ -148,7 +148,7 @@ async def test_invalid_utf8_with_a_strict_utf8_locale(redis_url, redis_sync):
     result, code, err = await run_classic("inbound", ["1000"], redis_url=redis_url, env=env,
                                           callerid="2125551234", calleridname=b"\xff\xfeBob")
     assert code == 0, err
-    assert result.variables == {"TF_STATUS": "OK"}
+    assert result.variables == {"TF_INBOUND": "RING", "TF_STATUS": "OK"}
     assert redis_sync.hget(TF_KEYS.last_caller("1000"), "number") == "2125551234"
     # and an invalid reply line does not kill it either
     result, code, err = await run_classic("outbound", ["1000", "5551234567"],

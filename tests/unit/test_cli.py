@@ -73,7 +73,7 @@ def test_set_show_clear(redis_url, redis_sync):
 
 def test_show_one_extension_without_state(redis_url):
     result = run_cli("state", "show", "1000", redis_url=redis_url)
-    assert result.stdout == "1000: cidblock=off last_caller=none\n"
+    assert result.stdout == "1000: cidblock=off last_caller=none anonreject=off reject_list=0\n"
 
 
 @pytest.mark.parametrize(("number", "reason"), [("5551234&PJSIP/evil", "invalid-number"), ("anonymous", "anonymous"),

@@ -71,7 +71,7 @@ async def test_cli_uses_the_running_servers_embedded_redis_across_a_private_tmp(
     assert code == 0, "".join(seen)
     # the server saved on the way out; the next process owns the directory and reads it back
     shown = await asyncio.to_thread(cli, "--state-dir", str(state_dir), "state", "show", "2000")
-    assert shown.stdout == "2000: cidblock=on last_caller=none\n", shown.stderr
+    assert shown.stdout == "2000: cidblock=on last_caller=none anonreject=off reject_list=0\n", shown.stderr
     assert f"(state store: embedded, {state_dir})" in shown.stderr
 
 
@@ -98,5 +98,5 @@ def test_the_lock_is_released_when_the_owner_exits(tmp_path):
     assert first.returncode == 0, first.stderr
     second = cli("--state-dir", str(state_dir), "state", "show", "2000")
     assert second.returncode == 0, second.stderr
-    assert second.stdout == "2000: cidblock=on last_caller=none\n"
+    assert second.stdout == "2000: cidblock=on last_caller=none anonreject=off reject_list=0\n"
     assert f"(state store: embedded, {state_dir})\n" == second.stderr.splitlines(keepends=True)[-1]

@@ -151,7 +151,7 @@ async def test_inbound_records_caller(app, repo):
     ext, outcome, ast = await run(app, "inbound", ["1000"], callerid="5551234567", calleridname="Bob Smith")
     assert ext == "1000"
     assert (outcome.status, outcome.reason, outcome.dial) == (Status.OK, "", None)
-    assert ast.variables == {"TF_STATUS": "OK"}
+    assert ast.variables == {"TF_INBOUND": "RING", "TF_STATUS": "OK"}
     assert ast.prompts == []  # the inbound hook never plays anything
     rec = await repo.last_caller("1000")
     assert (rec.number, rec.name, rec.presentation, rec.withheld) == ("5551234567", "Bob Smith", 0, False)
@@ -251,7 +251,7 @@ async def test_inbound_bad_extension(app, redis_sync):
 async def test_inbound_redis_down(down_app):
     _, outcome, ast = await run(down_app, "inbound", ["1000"], callerid="5551234567")
     assert (outcome.status, outcome.reason) == (Status.ERROR, "state-error")
-    assert ast.variables == {"TF_STATUS": "ERROR", "TF_REASON": "state-error"}
+    assert ast.variables == {"TF_INBOUND": "RING", "TF_STATUS": "ERROR", "TF_REASON": "state-error"}
     assert ast.prompts == []
 
 

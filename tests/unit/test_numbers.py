@@ -67,7 +67,7 @@ def test_allowed_presentations(pres):
 
 
 @pytest.mark.parametrize(("raw", "value"), [("0", 0), ("35", 35), (" 67 ", 67), ("255", 255), ("256", None),
-                                            ("-1", None), ("", None), ("prohib", None), ("3.0", None)])
+                                            ("-1", None), ("", None), ("prohib", 35), ("prohibited", None), ("3.0", None)])
 def test_parse_presentation(raw, value):
     assert parse_presentation(raw) == value
 

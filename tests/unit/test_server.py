@@ -128,7 +128,7 @@ async def test_outbound(server, backend, sessions):
 async def test_inbound_then_callreturn(server, backend):
     result = await call("127.0.0.1", server.port, "inbound", ["1000"], callerid="2125551234",
                         calleridname="Bob, Smith")
-    assert result.variables == {"TF_STATUS": "OK"}
+    assert result.variables == {"TF_INBOUND": "RING", "TF_STATUS": "OK"}
     rec = await backend.repository.last_caller("1000")
     assert (rec.number, rec.name) == ("2125551234", "Bob, Smith")
 

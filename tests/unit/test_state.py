@@ -27,7 +27,9 @@ def test_key_names():
     assert KeySchema("site1:").cidblock("alice-desk") == "site1:{alice-desk}:cidblock"
     assert KeySchema("").last_caller("1000") == "{1000}:lastcaller"
     assert keys.version_key() == "tf:schema"
-    assert keys.extension_keys("1000", "acme") == ["tf:{acme:1000}:cidblock", "tf:{acme:1000}:lastcaller"]
+    assert keys.extension_keys("1000", "acme") == ["tf:{acme:1000}:cidblock", "tf:{acme:1000}:lastcaller",
+                                                   "tf:{acme:1000}:rejectlist", "tf:{acme:1000}:anonreject",
+                                                   "tf:{acme:1000}:lastrejected"]
 
 
 def _slot(key: str) -> int:
