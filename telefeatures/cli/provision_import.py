@@ -132,14 +132,17 @@ def import_command(paths: tuple[Path, ...], output: Path, secrets_path: Path | N
 
 
 @provision.command("lint")
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def lint_command(files: tuple[Path, ...]) -> None:
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def lint_command(paths: tuple[Path, ...]) -> None:
     """Check hand-written phone files (SEP<MAC>.cnf.xml, XMLDefault.cnf.xml,
-    dialplan.xml, SIP<MAC>.cnf, SIPDefault.cnf) with the rules the build applies.
+    dialplan.xml, SIP<MAC>.cnf, SIPDefault.cnf), or the phone files in a
+    directory, with the rules the build applies.
 
     Prints FILE:LINE: message for each problem; exits 1 if there is any."""
+    from ..provisioning.importer import collect_files
     from ..provisioning.lint import lint_file
 
+    files = collect_files(paths)
     count = 0
     for path in files:
         for problem in lint_file(path):

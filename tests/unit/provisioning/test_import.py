@@ -480,3 +480,31 @@ def test_an_imported_dial_plan_is_served_unchanged_from_a_template_directory(tmp
         return [dict(t.attrib) for t in etree.fromstring(text) if t.tag == "TEMPLATE"]
 
     assert templates_of((tftp / "dialplan.xml").read_bytes()) == templates_of(plan.encode())
+
+
+def test_xml_default_gives_the_firmware_of_every_model_it_names(tmp_path):
+    source = tmp_path / "tftp"
+    source.mkdir()
+    (source / "SEP0012345678DE.cnf.xml").write_text(one_line_file())
+    (source / "XMLDefault.cnf.xml").write_text(
+        '<Default><callManagerGroup><members><member priority="0"><callManager>'
+        "<processNodeName>192.0.2.99</processNodeName></callManager></member></members></callManagerGroup>"
+        '<loadInformation434 model="Cisco IP Phone 7942">SIP42.9-4-2SR3-1S</loadInformation434>'
+        '<loadInformation30018 model="Cisco IP Phone 7961">SIP41.9-4-2SR1-1S</loadInformation30018>'
+        '<loadInformation495 model="Cisco 6921">SIP69xx.9-4-1-3SR2</loadInformation495></Default>')
+    output = tmp_path / "site.toml"
+    result = run("provision", "import", str(source), "-o", str(output), "--secrets", str(tmp_path / "s.json"))
+    assert result.exit_code == 0, result.output
+    assert load_inventory(output).site.firmware == {"7941": "SIP41.9-4-2SR1-1S", "7942": "SIP42.9-4-2SR3-1S",
+                                                    "7961": "SIP41.9-4-2SR1-1S"}
+    assert "loadInformation495 (Cisco 6921) is not a supported model" in result.output
+    assert "points phones without a file at '192.0.2.99'" in result.output
+
+
+def test_lint_reads_the_phone_files_of_a_directory(tmp_path):
+    (tmp_path / "dialplan.xml").write_text('<DIALTEMPLATE><TEMPLATE MATCH="9X"/></DIALTEMPLATE>')
+    (tmp_path / "notes.txt").write_text("not a phone file")
+    result = CliRunner().invoke(cli, ["provision", "lint", str(tmp_path)])
+    assert result.exit_code == 1
+    assert result.stdout.startswith(f"{tmp_path / 'dialplan.xml'}:1: TEMPLATE #1: MATCH '9X'")
+    assert "notes.txt" not in result.stdout and "1 file(s), 1 problem(s)" in result.stderr
