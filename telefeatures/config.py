@@ -183,7 +183,8 @@ class TftpSettings(BaseModel):
     # --inventory, loopback + the phones' addresses and networks; else anyone.
     allow: Annotated[list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode] = Field(default_factory=list)
     inventory: Path | None = None
-    workers: int = Field(1, ge=1, le=64)
+    # Processes sharing the port; 0: one per CPU this process may use, at most 4.
+    workers: int = Field(0, ge=0, le=64)
     max_transfers: int = Field(2048, ge=1, le=100000)
     per_peer_transfers: int = Field(8, ge=1, le=1000)
     requests_per_second: float = Field(50.0, gt=0, le=100000)

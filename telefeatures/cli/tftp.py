@@ -16,7 +16,8 @@ from .root import cli, run_loop, settings_from
               help="Answer only peers in this network (repeatable; setting tftp.allow). Others get no answer.")
 @click.option("--inventory", type=click.Path(exists=True, dir_okay=False),
               help="Serve each phone's SEP/SIP config only to its inventory `ip` (setting tftp.inventory).")
-@click.option("--workers", type=click.IntRange(1, 64), help="Processes sharing the port (default 1).")
+@click.option("--workers", type=click.IntRange(0, 64),
+              help="Processes sharing the port (default 0: one per CPU, at most 4).")
 @click.option("--max-transfers", type=click.IntRange(1, 100000), help="Transfers at once (default 2048).")
 @click.option("--per-peer-transfers", type=click.IntRange(1, 1000), help="Transfers at once per address (default 8).")
 @click.option("--timeout", type=click.FloatRange(0.1, 255), help="Seconds before a block is sent again (default 2).")

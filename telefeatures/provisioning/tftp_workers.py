@@ -1,5 +1,8 @@
 """Running the TFTP server: one process, or several worker processes on one
-port (SO_REUSEPORT) to use more than one core in a boot storm.
+port (SO_REUSEPORT) to use more than one core in a boot storm (the default:
+one per CPU, at most 4). One process needs a third of tftpd-hpa's CPU per
+block, but it is one process: on a busy machine the scheduler gives it one
+share, where tftpd-hpa's process per transfer gets one share per phone.
 
 With workers, a classic BPF program on the port's socket group sends every
 request from one peer address to the same worker (source address modulo the
@@ -28,6 +31,7 @@ log = logging.getLogger("telefeatures.tftp")
 
 SO_ATTACH_REUSEPORT_CBPF = 51  # linux/asm-generic/socket.h
 SKF_NET_OFF = -0x100000        # classic BPF: offsets relative to the IP header
+MAX_AUTO_WORKERS = 4
 
 
 def attach_peer_affinity(sock: socket.socket, workers: int) -> bool:
@@ -67,7 +71,7 @@ def build_policy(settings, inventory_path: str | None) -> PeerPolicy:
 def serve(settings, root: str, host: str, port: int, state_dir: Path | None,
           run: Callable[[Coroutine], object] = asyncio.run) -> int:
     """Serve until SIGTERM/SIGINT; the exit status for the command."""
-    workers = settings.workers
+    workers = settings.workers or min(len(os.sched_getaffinity(0)), MAX_AUTO_WORKERS)
     inventory = os.fspath(settings.inventory) if settings.inventory else None
     policy = build_policy(settings, inventory)  # fails here, before forking, on a bad inventory
     if policy.allow is None and not (host.startswith("127.") or host in ("::1", "localhost")):
