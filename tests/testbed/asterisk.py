@@ -311,6 +311,10 @@ class Asterisk:
     image: str | None = None
     process: subprocess.Popen | None = None
     env: dict = field(default_factory=dict)
+    # A resolv.conf this Asterisk alone uses (hagi:// SRV tests): bind-mounted
+    # over /etc/resolv.conf in a mount namespace of its own (chroot, host) or
+    # mounted into the container (docker).
+    resolv_conf: Path | None = None
 
     @property
     def log_path(self) -> Path:
@@ -339,10 +343,16 @@ class Asterisk:
             # The image's health check asks the default asterisk.conf, not this run's.
             cmd = ["docker", "run", "--rm", "--name", self.container, "--network", "host", "--no-healthcheck",
                    "-v", f"{self.run_dir}:{self.inside}", *[f"-e{k}={v}" for k, v in self.env.items()],
+                   *(["-v", f"{self.resolv_conf}:/etc/resolv.conf:ro"] if self.resolv_conf else []),
                    self.image, "asterisk", "-f", "-U", "root", "-C",
                    f"{self.inside}/etc/asterisk.conf"]
         else:
             cmd = self._cmd("-f", "-U", "root")
+            if self.resolv_conf is not None:
+                target = self.root / "etc" / "resolv.conf" if self.source == "chroot" else Path("/etc/resolv.conf")
+                cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                       'mount --bind "$1" "$2" && shift 2 && exec "$@"', "sh", str(self.resolv_conf), str(target),
+                       *cmd]
         out = open(self.run_dir / "console.out", "wb")
         self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                         env={**os.environ, **self.env}, start_new_session=True)
