@@ -156,7 +156,13 @@ class SentinelSet:
             if node is old or not node.alive:
                 return None
             return node if node.info("replication")["role"] == "master" else None
-        return _wait(promoted, timeout, "a replica to be promoted")
+        try:
+            return _wait(promoted, timeout, "a replica to be promoted")
+        except RuntimeError as exc:
+            # Sentinel stops acting for 30 s when its timer runs late (an overloaded machine)
+            tilts = [line for s in self.sentinels for line in (s.workdir / "log.txt").read_text().splitlines()
+                     if "tilt" in line]
+            raise RuntimeError(f"{exc}; sentinel TILT events: {tilts or 'none'}") from None
 
     def stop(self) -> None:
         for node in self.sentinels + self.data:
