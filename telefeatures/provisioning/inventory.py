@@ -136,12 +136,6 @@ def _password(value: str) -> str:
     return value
 
 
-def _extension(value: str) -> str:
-    if not _EXTENSION.fullmatch(value):
-        raise ValueError(f"{value!r}: an extension is 2-15 digits")
-    return value
-
-
 def _host(value: str) -> str:
     try:
         ipaddress.ip_address(value)
@@ -154,29 +148,11 @@ def _host(value: str) -> str:
     return value
 
 
-def _name(value: str) -> str:
-    if not _NAME.fullmatch(value):
-        raise ValueError(f"{value!r}: 1-64 of letters, digits and _ . -")
-    return value
-
-
-def _load_name(value: str) -> str:
-    if not _LOAD.fullmatch(value):
-        raise ValueError(f"{value!r} is not a load name (the .loads file name without extension)")
-    return value
-
-
 def _date_format(value: str) -> str:
     match = _DATE_FORMAT.fullmatch(value)
     if not match or sorted(part[0] for part in match.group(1, 3, 4)) != ["D", "M", "Y"]:
         raise ValueError(f"{value!r}: use M, D and Y (or YY) once each with / . or -, "
                          "and a trailing 'a' (or 'A') for a 12-hour clock, e.g. M/D/Ya or D.M.Y")
-    return value
-
-
-def _dial_string(value: str) -> str:
-    if not _DIAL_STRING.fullmatch(value):
-        raise ValueError(f"{value!r}: 1-32 of the keys 0-9 * # +")
     return value
 
 
@@ -190,9 +166,13 @@ def _url(value: str) -> str:
 
 
 def _pattern(regex: re.Pattern[str], what: str) -> Any:
+    """A validator: the whole value matches ``regex``, else "'value' is not <what>"
+    (or ``what`` itself when it has a {value} placeholder)."""
+    message = what if "{value}" in what else "{value} is not " + what
+
     def check(value: str) -> str:
         if not regex.fullmatch(value):
-            raise ValueError(f"{value[:60]!r} is not {what}")
+            raise ValueError(message.format(value=repr(value[:60])))
         return value
     return AfterValidator(check)
 
@@ -219,17 +199,17 @@ def _time_zone(value: str) -> str:
 
 
 Mac = Annotated[str, AfterValidator(normalize_mac)]
-Extension = Annotated[str, AfterValidator(_extension)]
+Extension = Annotated[str, _pattern(_EXTENSION, "{value}: an extension is 2-15 digits")]
 Host = Annotated[str, AfterValidator(_host)]
-Name = Annotated[str, AfterValidator(_name)]
+Name = Annotated[str, _pattern(_NAME, "{value}: 1-64 of letters, digits and _ . -")]
 DialPattern = Annotated[str, AfterValidator(valid_pattern)]
 FeatureCode = Annotated[str, AfterValidator(valid_feature_code)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Url = Annotated[str, AfterValidator(_url)]
-DialString = Annotated[str, AfterValidator(_dial_string)]
+DialString = Annotated[str, _pattern(_DIAL_STRING, "{value}: 1-32 of the keys 0-9 * # +")]
 DateFormat = Annotated[str, AfterValidator(_date_format)]
 TimeZone = Annotated[str, AfterValidator(_time_zone)]
-LoadName = Annotated[str, AfterValidator(_load_name)]
+LoadName = Annotated[str, _pattern(_LOAD, "a load name (the .loads file name without extension)")]
 # The 7900-series 0-3 enums: 0 off / 1 on (user may change), 2 off / 3 on (locked).
 Enum03 = Annotated[int, Field(ge=0, le=3)]
 FeatureLabel = Annotated[str, AfterValidator(_feature_label)]
