@@ -17,6 +17,7 @@ import asyncio
 import ctypes
 import logging
 import os
+import resource
 import signal
 import socket
 import struct
@@ -83,6 +84,7 @@ def serve(settings, root: str, host: str, port: int, state_dir: Path | None,
         return TftpServer(root, host, port, max_transfers=settings.max_transfers, timeout=settings.timeout,
                           retries=settings.retries, policy=policy, record=record, sock=sock)
 
+    _raise_file_limit(settings.max_transfers + 64)  # per process
     if workers == 1:
         run(_until_signal(server(listening_socket(host, port), 0)))
         return 0
@@ -109,6 +111,18 @@ def serve(settings, root: str, host: str, port: int, state_dir: Path | None,
     for sock in socks:
         sock.close()
     return _supervise(children)
+
+
+def _raise_file_limit(wanted: int) -> None:
+    """A socket per transfer: lift the soft limit on open files (often 1024)
+    towards ``wanted``, as far as the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < wanted:
+        log.warning("open-file limit %d is below what %d transfers need: transfers past it are refused as busy",
+                    target, wanted)
 
 
 def _supervise(children: dict[int, int]) -> int:

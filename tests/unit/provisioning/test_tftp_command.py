@@ -175,3 +175,16 @@ def test_fail2ban_filter_matches_the_real_block_lines(tmp_path, root):
     assert matched.count("blocked: peer 127.0.0.1 asked for 2 unknown phone config names") == 2, matched
     lines = len(log.splitlines())
     assert re.search(rf"Lines: {lines} lines, 0 ignored, 2 matched, {lines - 2} missed", result.stdout), result.stdout
+
+
+def test_open_file_limit_is_raised_for_a_socket_per_transfer():
+    """A boot storm needs a socket per transfer; a soft limit of 1024 would
+    refuse the thousandth phone."""
+    script = ("import resource\nfrom telefeatures.provisioning.tftp_workers import _raise_file_limit\n"
+              "hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]\n"
+              "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
+              "_raise_file_limit(2048 + 64)\n"
+              "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0], hard)\n")
+    soft, hard = map(int, subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                         check=True).stdout.split())
+    assert soft == min(2112, hard if hard >= 0 else 2112)
