@@ -444,6 +444,12 @@ class Site(PhoneSettings):
         return self
 
     def dial_templates(self) -> list[DialTemplate]:
+        """The site's dial templates, worked out once: the site check, the
+        inventory's cross checks and the renderer all use them."""
+        return self._dial_templates
+
+    @cached_property
+    def _dial_templates(self) -> list[DialTemplate]:
         rules = self.dial_rules
         return build_dial_templates(
             [code for code, _ in self.feature_codes.simple_codes()],
@@ -648,6 +654,60 @@ def _button_name(raw: Any, phone: int, button: int) -> str:
     return f"buttons #{button + 1}" + (f" ({str(label)[:40]})" if label is not None else "")
 
 
+def _known_keys() -> set[str]:
+    """Every key an inventory table may have, for "did you mean"."""
+    keys: set[str] = set()
+    stack: list[type] = [Inventory]
+    seen: set[type] = set()
+    while stack:
+        model = stack.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, info in model.model_fields.items():
+            keys.add(info.alias or name)
+            for inner in _types_in(info.annotation):
+                if isinstance(inner, type) and issubclass(inner, BaseModel):
+                    stack.append(inner)
+    return keys
+
+
+def _types_in(annotation: Any) -> list[Any]:
+    from typing import get_args
+
+    found = [annotation]
+    for arg in get_args(annotation):
+        found += _types_in(arg)
+    return found
+
+
+def _suggest_keys(errors: list[dict]) -> list[dict]:
+    """A typo'd key gives pydantic's "Extra inputs are not permitted" for it
+    and, when the key was required, "Field required" for the real one: say it
+    once, as an unknown key, with the key it was probably meant to be."""
+    import difflib
+
+    missing = {tuple(e["loc"]): e for e in errors if e["type"] == "missing"}
+    known = None
+    dropped: set[tuple] = set()
+    out = []
+    for err in errors:
+        if err["type"] != "extra_forbidden" or not isinstance(err["loc"][-1], str):
+            out.append(err)
+            continue
+        key, parent = err["loc"][-1], tuple(err["loc"][:-1])
+        siblings = [loc[-1] for loc in missing if loc[:-1] == parent and isinstance(loc[-1], str)]
+        close = difflib.get_close_matches(key, siblings, n=1, cutoff=0.6)
+        if close:
+            dropped.add(parent + (close[0],))
+        else:
+            known = known if known is not None else sorted(_known_keys())
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        out.append({**err, "msg": f"unknown key{hint}"})
+    return [e for e in out if not (e["type"] == "missing" and tuple(e["loc"]) in dropped)]
+
+
 def _describe(err: dict, raw: dict) -> str:
     loc = list(err["loc"])
     msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
@@ -736,7 +796,7 @@ def parse_inventory(text: str, source: str = "inventory") -> Inventory:
     try:
         inventory = Inventory.model_validate(raw)
     except ValidationError as exc:
-        raise InventoryError(source, [_describe(err, raw) for err in exc.errors()]) from None
+        raise InventoryError(source, [_describe(err, raw) for err in _suggest_keys(exc.errors())]) from None
     errors = _cross_checks(inventory)
     if errors:
         raise InventoryError(source, errors)

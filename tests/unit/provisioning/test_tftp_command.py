@@ -188,3 +188,25 @@ def test_open_file_limit_is_raised_for_a_socket_per_transfer():
     soft, hard = map(int, subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                                          check=True).stdout.split())
     assert soft == min(2112, hard if hard >= 0 else 2112)
+
+
+def test_bind_without_a_port_listens_on_the_documented_default(root, tmp_path):
+    # (was: port 69). A loopback address of its own, so 6969 is surely free on it.
+    address = "127.77.13.9"
+    log = open(tmp_path / "tftp.log", "wb")
+    proc = subprocess.Popen([TELEFEATURES, "--state-dir", str(tmp_path / "state"), "tftp", "--root", str(root),
+                             "--bind", address], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        script = f"binary\nrexmt 1\ntimeout 2\nget dialplan.xml {tmp_path / 'got.xml'}\n"
+
+        def fetched() -> bool:
+            subprocess.run(["tftp", address, "6969"], input=script, capture_output=True, text=True, timeout=30)
+            return (tmp_path / "got.xml").exists() or proc.poll() is not None
+
+        wait_for(fetched, timeout=20, what="a file from port 6969")
+        assert proc.poll() is None, (tmp_path / "tftp.log").read_text()
+        assert (tmp_path / "got.xml").read_bytes() == b"<DIALTEMPLATE/>\n"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        log.close()
