@@ -18,6 +18,8 @@ def route_reasons() -> set[str]:
         found |= set(re.findall(r'Outcome\([^,()]+, "' + WORD + '"', text))
         found |= set(re.findall(r'_error\(call, "' + WORD + '"', text))
         found |= set(re.findall(r'Status\.[A-Z]+, "' + WORD + '"', text))
+        if path.name != "numbers.py":
+            found |= set(re.findall(r'\b(?:reason|refusal) = "' + WORD + '"', text))
     # the inbound route reports why it recorded a caller as withheld
     numbers = (PACKAGE / "features" / "numbers.py").read_text()
     found |= {f"withheld-{r}" for r in re.findall(r'^\s+reason = "' + WORD + '"', numbers, re.M)}
