@@ -210,3 +210,36 @@ def test_bind_without_a_port_listens_on_the_documented_default(root, tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
         log.close()
+
+
+def test_each_peer_address_reaches_one_worker_socket():
+    """The BPF program on the SO_REUSEPORT group: every packet from one address
+    lands on the same socket whatever its source port, and addresses spread."""
+    from telefeatures.provisioning.tftp_server import listening_socket
+    from telefeatures.provisioning.tftp_workers import attach_peer_affinity
+
+    first = listening_socket("127.0.0.1", 0, reuse_port=True)
+    group = [first, listening_socket("127.0.0.1", first.getsockname()[1], reuse_port=True)]
+    try:
+        assert attach_peer_affinity(first, 2)
+        for n in range(10, 18):
+            for _ in range(6):  # a new source port each time
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+                    client.bind((f"127.0.0.{n}", 0))
+                    client.sendto(b"\0\1x\0octet\0", ("127.0.0.1", first.getsockname()[1]))
+        time.sleep(0.1)
+        seen: list[set[str]] = []
+        for sock in group:
+            addresses = set()
+            while True:
+                try:
+                    addresses.add(sock.recvfrom(100)[1][0])
+                except BlockingIOError:
+                    break
+            seen.append(addresses)
+        assert seen[0] | seen[1] == {f"127.0.0.{n}" for n in range(10, 18)}
+        assert not seen[0] & seen[1] and seen[0] and seen[1], seen
+        assert seen[0] == {f"127.0.0.{n}" for n in range(10, 18, 2)}  # source address modulo 2
+    finally:
+        for sock in group:
+            sock.close()
