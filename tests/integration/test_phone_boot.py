@@ -46,6 +46,8 @@ SIP_PORT = 5060
 PHONE_COUNT = 10
 PHONES = [(f"p{n}", f"00:19:e8:b0:00:{n:02x}", f"10.99.0.{10 + n}", str(2100 + n)) for n in range(1, PHONE_COUNT + 1)]
 ATTACKER_MAC = "00:19:e8:66:66:66"
+# In the inventory, never plugged in: what doctor must notice.
+UNPLUGGED = ("p99", "00:19:e8:b0:00:99", "10.99.0.99", "2199")
 
 INVENTORY_HEAD = f"""
 [site]
@@ -153,7 +155,7 @@ def phone_site(phone_net, tmp_path_factory):
     work = tmp_path_factory.mktemp("phone-boot")
     inventory = work / "phones.toml"
     inventory.write_text(INVENTORY_HEAD + "".join(
-        PHONE_ENTRY.format(name=name, mac=mac, ip=ip, ext=ext) for name, mac, ip, ext in PHONES))
+        PHONE_ENTRY.format(name=name, mac=mac, ip=ip, ext=ext) for name, mac, ip, ext in [*PHONES, UNPLUGGED]))
     tftp_root = work / "tftp"
     tftp_root.mkdir()
     redis = RedisProcess(work / "redis").start()  # a Unix socket: reachable from any namespace
@@ -339,12 +341,17 @@ def test_doctor_shows_each_phone_fetched_and_registered_from_its_reserved_addres
                                   "--state-dir", str(site.work / "state"))
 
     # The TFTP server writes its fetch record at most once a second.
-    result = wait_for(lambda: (r := doctor()).returncode == 0 and r, timeout=10, what="a clean doctor report")
-    rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:PHONE_COUNT + 1]}
+    summary = f"{PHONE_COUNT + 1} phone(s), {PHONE_COUNT} ok, 1 with problems"
+    result = wait_for(lambda: summary in (r := doctor()).stdout and r, timeout=10, what="the ten phones ok")
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:PHONE_COUNT + 2]}
     for _name, mac, ip, ext in PHONES:
         assert f" from {ip} " in rows[mac] and rows[mac].endswith(" ok"), result.stdout
         assert f"{ext} from {ip} (telefeatures-testbed-phone)" in rows[mac], result.stdout
-    assert f"{PHONE_COUNT} phone(s), {PHONE_COUNT} ok, 0 with problems" in result.stdout
+    # The phone that was never plugged in is the one problem, and the exit code says so.
+    assert result.returncode == 1
+    assert rows[UNPLUGGED[1]].endswith("2 problem(s)")
+    assert f"{UNPLUGGED[1]}: never fetched its file" in result.stdout
+    assert f"{UNPLUGGED[1]}: line {UNPLUGGED[3]} is not registered" in result.stdout
 
 
 def stolen_credentials(site: PhoneSite, index: int) -> Credentials:
