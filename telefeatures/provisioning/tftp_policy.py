@@ -124,7 +124,7 @@ class PhoneBinding:
 
     def serves(self, name: str, peer: str, now: float) -> bool:
         """May ``peer`` have ``name``? Only phone config names are restricted."""
-        match = PHONE_CONFIG.match(name)
+        match = PHONE_CONFIG.match(name.rpartition("/")[2])  # in a subdirectory too
         if match is None:
             return True
         if now - self._checked >= self.RECHECK:
@@ -196,7 +196,7 @@ class PeerPolicy:
     def note_unknown(self, peer: Peer, name: str, now: float) -> bool:
         """``name`` was not served to ``peer``: count it if it names a phone.
         True when this request blocks the peer (it then gets no answer)."""
-        match = PHONE_FILE.match(name)
+        match = PHONE_FILE.match(name.rpartition("/")[2])
         if match is None:
             return False
         limits = self.limits

@@ -406,6 +406,7 @@ class TftpServer:
             if binding is not None and not binding.serves(request.filename, addr[0], now):
                 if self.record is not None and os.path.lexists(os.path.join(self.real_root, request.filename)):
                     self.record.note(request.filename, "refused", addr[0], reason="not the phone's address")
+                    self._wake()
                 raise TftpError(ERR_NOT_FOUND, "file not found")  # exactly what a missing name gets
             handle, size = open_request_file(self.real_root, request.filename)
             with handle:
@@ -489,6 +490,10 @@ class TftpServer:
             self._wheel[slot] = [transfer]
         else:
             bucket.append(transfer)
+        self._wake()
+
+    def _wake(self) -> None:
+        """Run the tick (resends, record writes) while there is work for it."""
         if self._ticker is None:
             self._ticker = self._loop.call_later(self._tick, self._on_tick)
 
@@ -537,8 +542,7 @@ class TftpServer:
                 self.record.note(transfer.name, "ok", transfer.addr[0], bytes=sent)
             else:
                 self.record.note(transfer.name, "failed", transfer.addr[0], reason=outcome)
-            if self._ticker is None:
-                self._ticker = self._loop.call_later(self._tick, self._on_tick)
+            self._wake()
         opts = " ".join(f"{_printable(k)}={_printable(v)}" for k, v in transfer.options.items())
         log.info("%s %s%s -> %s, %d bytes in %d blocks, %.3f s", _peer(transfer.addr), transfer.what,
                  f" [{opts}]" if opts else "", outcome, sent, blocks, time.monotonic() - transfer.started)

@@ -92,6 +92,8 @@ def root(tmp_path: Path) -> Path:
     root.mkdir()
     for mac in (BOUND, FREE, STALE):
         (root / f"SEP{mac}.cnf.xml").write_bytes(CONFIG.replace(b"s3cret", mac.encode()))
+    (root / "sub").mkdir()
+    (root / "sub" / f"SEP{BOUND}.cnf.xml").write_bytes(CONFIG)
     (root / "dialplan.xml").write_bytes(b"<DIALTEMPLATE/>\n")
     (root / "big.bin").write_bytes(bytes(range(256)) * 40)
     return root
@@ -181,9 +183,18 @@ async def test_phone_config_only_to_its_own_address(start, peers, root, tmp_path
     assert refused.value.args == missing.value.args == ((1, "file not found"),)
     with pytest.raises(LookupError, match="file not found"):  # a file of a phone no longer in the inventory
         await stranger.fetch(server.port, f"SEP{STALE}.cnf.xml")
+    with pytest.raises(LookupError, match="file not found"):  # nor in a subdirectory
+        await stranger.fetch(server.port, f"sub/SEP{BOUND}.cnf.xml")
     # A phone without an address, and files that are no phone's, go to anyone allowed.
     assert await stranger.fetch(server.port, f"SEP{FREE}.cnf.xml") == (root / f"SEP{FREE}.cnf.xml").read_bytes()
     assert await stranger.fetch(server.port, "dialplan.xml") == b"<DIALTEMPLATE/>\n"
+    for _ in range(40):  # written within about a second, while the server runs
+        fetches = load_fetches(tmp_path / "state")
+        if bound_name in fetches and fetches[bound_name].refused:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        pytest.fail("the refusal was not written to the fetch record while the server ran")
     await server.close()
     fetches = load_fetches(tmp_path / "state")
     assert fetches[bound_name].ok.peer == PHONE_IP
@@ -318,3 +329,18 @@ async def test_malformed_packets_do_not_disturb_a_transfer(start, peers, root):
                    b"\0\1x\0octet\0blksize\0", b"\0\3\0\1data", b"\0\4\0\1"):
         junk.sock.sendto(packet, ("127.0.0.1", server.port))
     assert await peers("127.0.0.36").fetch(server.port, "big.bin") == (root / "big.bin").read_bytes()
+
+
+async def test_a_refusal_alone_reaches_the_fetch_record(start, peers, root, tmp_path, write_inventory):
+    """No transfer runs afterwards to wake the writer: the refusal must still be
+    written while the server runs, for `provision doctor` to see."""
+    server = await start(binding=PhoneBinding(write_inventory(inventory_text())),
+                         record=FetchRecord(tmp_path / "state", str(root)))
+    with pytest.raises(LookupError):
+        await peers("127.0.0.24").fetch(server.port, f"SEP{BOUND}.cnf.xml")
+    for _ in range(30):
+        refused = load_fetches(tmp_path / "state").get(f"SEP{BOUND}.cnf.xml")
+        if refused is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert refused is not None and refused.refused.peer == "127.0.0.24" and refused.ok is None
