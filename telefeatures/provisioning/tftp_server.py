@@ -583,8 +583,8 @@ def _peer(addr: tuple) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def parse_bind(value: str, default_port: int = 69) -> tuple[str, int]:
-    """``127.0.0.1:6969`` / ``[::1]:69`` / ``0.0.0.0`` (``default_port``) -> (host, port)."""
+def parse_bind(value: str) -> tuple[str, int]:
+    """``127.0.0.1:6969`` / ``[::1]:69`` / ``0.0.0.0`` (port 69) -> (host, port)."""
     text = value.strip()
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
@@ -593,7 +593,7 @@ def parse_bind(value: str, default_port: int = 69) -> tuple[str, int]:
         host, port_text = text.split(":")
     else:
         host, port_text = text, ""
-    port = int(port_text) if port_text else default_port
+    port = int(port_text) if port_text else 69
     if not host or not 0 <= port <= 65535:
         raise ValueError(f"bad address {value!r}: use HOST:PORT")
     return host, port

@@ -18,6 +18,7 @@ import uuid
 import pytest
 import redis
 
+from telefeatures.state.schema import KeySchema
 from tests.docker.health import wait_health
 from tests.integration.e2e import assert_anonymous, outbound, played, star
 from tests.support.ports import free_port
@@ -62,6 +63,8 @@ def stack(images, tmp_path, monkeypatch):
         ast.source = "docker"
         yield ast, ports, names
     finally:
+        # Shown with a failure: what each service said.
+        print(compose(project, files, ports, "logs", "--no-color", "--tail", "40").stdout)
         down = compose(project, files, ports, "down", "--volumes", "--remove-orphans", "--timeout", "10")
         remove_run_dir(ast)
         assert down.returncode == 0, down.stderr
@@ -81,7 +84,7 @@ def test_compose_stack_comes_up_healthy_and_serves_star_codes(stack, tmp_path):
         star(sipp, "1000", "*81")
         assert played(ast, offset, "activated")
         stack_redis = redis.Redis(port=int(ports["TF_REDIS_PORT"]), decode_responses=True)
-        assert stack_redis.get("tf:ext:1000:cidblock") == "1"  # the image's default key prefix
+        assert stack_redis.get(KeySchema().cidblock("1000")) == "1"  # the image's default key prefix
         assert_anonymous(outbound(sipp, provider, "1000"), "1000")
         stack_redis.close()
     finally:

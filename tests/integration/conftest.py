@@ -20,6 +20,14 @@ from tests.testbed.services import KEY_PREFIX, FeatureServer
 from tests.testbed.sipp import AnsweringAgent, SippRunner
 
 
+_sources_used: set[str] = set()
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _sources_used:
+        terminalreporter.write_line(f"end-to-end suite ran on Asterisk source: {', '.join(sorted(_sources_used))}")
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if "/integration/" in str(item.fspath):
@@ -43,6 +51,7 @@ def feature_server(workdir, redis_server):
 def asterisk(feature_server, redis_server) -> Asterisk:
     env = {"TELEFEATURES_REDIS_URL": redis_server.url, "TELEFEATURES_KEY_PREFIX": KEY_PREFIX}
     ast = prepare(agi_port=feature_server.port, env=env)
+    _sources_used.add(ast.source)
     try:
         ast.start()
         ast.cli("agi set debug on")

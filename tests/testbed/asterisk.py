@@ -3,12 +3,16 @@
 ``TF_ASTERISK`` picks the source (default ``auto``, tried in this order):
 
 - ``host``: an ``asterisk`` binary already installed on this machine;
-- ``docker``: an image built from ``docker/asterisk/Dockerfile``, for machines
-  with a Docker engine;
+- ``docker``: the ``telefeatures-asterisk`` image (``docker/asterisk/Dockerfile``,
+  built or reused by ``tests/testbed/images.py``), run on the host network,
+  when a Docker engine answers;
 - ``chroot``: a Debian sid root made with ``debootstrap`` and run with
   ``chroot`` (needs root). The root is cached outside the checkout, in
   ``$TF_TESTBED_CACHE`` (default ``~/.cache/telefeatures-testbed``), under a
   name derived from the recipe, so a warm run reuses it.
+
+``auto`` logs which source it took and why it passed over the others; a
+source named explicitly that cannot run is an error, not a fallback.
 
 Each run gets its own directory (config, logs, spool, AstDB), its own ports,
 and is always stopped. ``python -m tests.testbed.asterisk build`` prepares the
@@ -226,13 +230,15 @@ def fetch_wheels(requirements: list[str], pyver: str) -> Path:
     abi = "cp" + "".join(pyver.split(".")[:2])
     binary = [r for r in requirements if requirement_name(r) not in SDIST_ONLY]
     source = [r for r in requirements if requirement_name(r) in SDIST_ONLY]
+    if source:
+        _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheelhouse), *source])
+    # The wheels built from source go into the same resolve, for their own dependencies.
+    built = [str(w) for w in wheelhouse.glob("*.whl")]
     _run([sys.executable, "-m", "pip", "download", "-q", "--dest", str(wheelhouse),
           "--only-binary=:all:", "--python-version", pyver, "--implementation", "cp", "--abi", abi,
           "--abi", "abi3", "--abi", "none",
           "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64",
-          "--platform", "manylinux_2_28_x86_64", "--platform", "any", *binary])
-    if source:
-        _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheelhouse), *source])
+          "--platform", "manylinux_2_28_x86_64", "--platform", "any", *binary, *built])
     (wheelhouse / ".complete").write_text("ok")
     return wheelhouse
 

@@ -200,14 +200,14 @@ def image_python(image: Image, build_args: list[str]) -> str:
 
 
 def ensure_wheels(image: Image, pyver: str) -> str:
-    """Fill docker/wheelhouse/ with the image's wheels; returns their key."""
+    """Put exactly the image's wheels in docker/wheelhouse/; returns their key."""
     from tests.testbed.asterisk import fetch_wheels
 
     wheelhouse = fetch_wheels(image_requirements(image), pyver)
-    WHEELHOUSE.mkdir(parents=True, exist_ok=True)
+    for old in WHEELHOUSE.glob("*.whl"):  # another image's, or stale
+        old.unlink()
     for wheel in wheelhouse.glob("*.whl"):
-        if not (WHEELHOUSE / wheel.name).exists():
-            shutil.copyfile(wheel, WHEELHOUSE / wheel.name)
+        shutil.copyfile(wheel, WHEELHOUSE / wheel.name)
     return wheelhouse.name
 
 
