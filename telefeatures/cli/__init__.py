@@ -4,7 +4,7 @@
 others registers their commands on it.
 """
 
-from . import dhcp, doctor, lockdown, provision, provision_import, serve, state, tftp  # noqa: F401  (registers the commands)
+from . import dhcp, doctor, files, lockdown, provision, provision_import, serve, state, tftp  # noqa: F401  (registers the commands)
 from .root import cli, main
 
 __all__ = ["cli", "main"]

@@ -103,14 +103,21 @@ def _run_notify(settings: AmiSettings, phones: list[Phone], event: str, reload_p
     if reload is not None:
         click.echo(f"reload res_pjsip.so: {'ok' if reload.ok else 'FAILED'} ({reload.message})")
     told = [o for o in outcomes if o.ok]
-    failed = [o for o in outcomes if not o.ok]
+    unregistered = [o for o in outcomes if not o.registered]
+    failed = [o for o in outcomes if not o.ok and o.registered]
     for outcome in told:
         click.echo(f"told     {outcome.phone.mac_display} (endpoint {outcome.endpoint}): {event}")
+    for outcome in unregistered:
+        click.echo(f"NOT TOLD {outcome.phone.mac_display} (endpoint {outcome.endpoint}): {outcome.message}",
+                   err=True)
     for outcome in failed:
         click.echo(f"FAILED   {outcome.phone.mac_display} (endpoint {outcome.endpoint}): {outcome.message}",
                    err=True)
-    click.echo(f"notify {event}: {len(told)} phone(s) told, {len(failed)} failed")
-    return not failed
+    summary = f"notify {event}: {len(told)} phone(s) told, {len(failed)} failed"
+    if unregistered:
+        summary += f", {len(unregistered)} not told (not registered)"
+    click.echo(summary)
+    return not failed and not unregistered
 
 
 @cli.group("provision")
@@ -176,11 +183,10 @@ def build(inventory: Path, tftp_root: Path, pjsip_path: Path | None, hints_path:
     root (and the PJSIP include), rewriting only files whose content changed."""
     settings = _ami_settings(**ami) if notify else None
     inv = _load(inventory)
-    tftp_root, secrets_path, pjsip_path, credentials = _open_outputs(tftp_root, secrets_path, pjsip_path)
+    tftp_root, secrets_path, pjsip_path, credentials = _open_outputs(tftp_root, secrets_path, pjsip_path,
+                                                                     hints_path)
     if hints_path is not None:
         hints_path = hints_path.absolute()
-        if not hints_path.parent.is_dir():
-            raise click.ClickException(f"directory of --hints {hints_path} does not exist")
     report = _build_files(inventory, inv, tftp_root, pjsip_path, templates, credentials, hints_path)
     _print_report(report, secrets_path, verbose)
     _warn_missing_firmware(inv, tftp_root)
@@ -192,25 +198,22 @@ def build(inventory: Path, tftp_root: Path, pjsip_path: Path | None, hints_path:
             sys.exit(1)
 
 
-def _open_outputs(tftp_root: Path, secrets_path: Path | None,
-                  pjsip_path: Path | None) -> tuple[Path, Path, Path | None, CredentialStore]:
-    """Resolve and check where a build writes; load the generated passwords."""
+def _open_outputs(tftp_root: Path, secrets_path: Path | None, pjsip_path: Path | None,
+                  hints_path: Path | None = None) -> tuple[Path, Path, Path | None, CredentialStore]:
+    """Resolve where a build writes and load the generated passwords. The
+    paths are checked here too (the build checks them again before writing),
+    so a mistake stops before any rendering or reading."""
+    from ..provisioning.build import output_path_errors
     from ..provisioning.credentials import CredentialsError, CredentialStore, default_secrets_path
 
     tftp_root = tftp_root.resolve()
     secrets_path = (secrets_path or default_secrets_path(tftp_root)).absolute()
-    if secrets_path.resolve().is_relative_to(tftp_root):
-        raise click.ClickException(f"secrets file {secrets_path} is inside the TFTP root, where anyone "
-                                   "could fetch it; choose another --secrets path")
-    if not secrets_path.parent.is_dir():
-        raise click.ClickException(f"directory of the secrets file {secrets_path} does not exist")
     if pjsip_path is not None:
         pjsip_path = pjsip_path.absolute()
-        if not pjsip_path.parent.is_dir():
-            raise click.ClickException(f"directory of --pjsip {pjsip_path} does not exist")
-        if pjsip_path.parent.resolve().is_relative_to(tftp_root):
-            raise click.ClickException(f"--pjsip {pjsip_path} is inside the TFTP root, where anyone could "
-                                       "fetch its passwords; write it into Asterisk's configuration instead")
+    errors = output_path_errors(tftp_root, secrets_path, pjsip_path,
+                                hints_path.absolute() if hints_path is not None else None)
+    if errors:
+        raise click.ClickException("; ".join(errors))
     try:
         credentials = CredentialStore.load(secrets_path)
     except CredentialsError as exc:
@@ -242,9 +245,9 @@ def _build_files(inventory: Path, inv: Inventory, tftp_root: Path, pjsip_path: P
                                   progress=advance, cache=cache)
         else:
             plan = plan_build(inv, tftp_root, renderer, credentials, pjsip_path, hints_path, cache=cache)
+        return apply_plan(plan)
     except BuildError as exc:
         _fail(exc.errors, f"{inventory}: {len(exc.errors)} error(s), nothing written:")
-    return apply_plan(plan)
 
 
 def _print_report(report: BuildReport, secrets_path: Path, verbose: bool) -> None:
@@ -266,6 +269,20 @@ def _print_report(report: BuildReport, secrets_path: Path, verbose: bool) -> Non
         click.echo("PJSIP include changed: reload it in Asterisk (module reload res_pjsip.so)")
     if report.hints_changed:
         click.echo("hints include changed: reload the dialplan in Asterisk (dialplan reload)")
+
+
+@provision.command("zones")
+def zones() -> None:
+    """List the time zone names an inventory's time_zone may use: IANA names
+    and the Cisco zone each maps to, then the Cisco names themselves."""
+    from ..provisioning.timezones import CISCO_ZONES, IANA_TO_CISCO
+
+    width = max(map(len, IANA_TO_CISCO))
+    for iana, cisco in IANA_TO_CISCO.items():
+        click.echo(f"{iana:{width}}  {cisco}")
+    click.echo("")
+    for cisco in sorted(CISCO_ZONES):
+        click.echo(cisco)
 
 
 @provision.command("notify")

@@ -6,12 +6,15 @@ import click
 
 from .root import cli, run_loop, settings_from
 
+DEFAULT_PORT = 6969  # unprivileged; the phones' 69 is asked for explicitly
+
 
 @cli.command("tftp")
 @click.option("--root", required=True, type=click.Path(exists=True, file_okay=False),
               help="Directory to serve (read-only).")
-@click.option("--bind", default="127.0.0.1:6969", show_default=True,
-              help="HOST:PORT to listen on; the phones' port is 69 (needs CAP_NET_BIND_SERVICE).")
+@click.option("--bind", default=f"127.0.0.1:{DEFAULT_PORT}", show_default=True,
+              help=f"HOST[:PORT] to listen on (port {DEFAULT_PORT} when not given); the phones' port is 69 "
+                   "(needs CAP_NET_BIND_SERVICE).")
 @click.option("--allow", "allow", multiple=True, metavar="CIDR",
               help="Answer only peers in this network (repeatable; setting tftp.allow). Others get no answer.")
 @click.option("--inventory", type=click.Path(exists=True, dir_okay=False),
@@ -44,7 +47,7 @@ def tftp(ctx: click.Context, root: str, bind: str, **given) -> None:
 
     settings = settings_from(ctx.obj)
     try:
-        host, port = parse_bind(bind)
+        host, port = parse_bind(bind, default_port=DEFAULT_PORT)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--bind") from None
     overrides = {key: value for key, value in given.items() if value not in (None, ())}

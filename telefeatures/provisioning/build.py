@@ -215,9 +215,38 @@ def _phone_inputs(shared: bytes, phone: Phone, passwords: dict[str, str]) -> str
     return digest.hexdigest()
 
 
+def output_path_errors(tftp_root: Path, secrets_path: Path, pjsip_path: Path | None = None,
+                       hints_path: Path | None = None) -> list[str]:
+    """Where a build would write, judged before anything is: the secrets file
+    and the PJSIP include (it holds the passwords) never inside the TFTP root,
+    where anyone could fetch them, and every directory there already."""
+    errors = []
+    root = tftp_root.resolve()
+    if secrets_path.resolve().is_relative_to(root):
+        errors.append(f"secrets file {secrets_path} is inside the TFTP root, where anyone could fetch it; "
+                      "choose another --secrets path")
+    elif not secrets_path.parent.is_dir():
+        errors.append(f"directory of the secrets file {secrets_path} does not exist")
+    if pjsip_path is not None:
+        if not pjsip_path.parent.is_dir():
+            errors.append(f"directory of --pjsip {pjsip_path} does not exist")
+        elif pjsip_path.parent.resolve().is_relative_to(root):
+            errors.append(f"--pjsip {pjsip_path} is inside the TFTP root, where anyone could fetch its "
+                          "passwords; write it into Asterisk's configuration instead")
+    if hints_path is not None and not hints_path.parent.is_dir():
+        errors.append(f"directory of --hints {hints_path} does not exist")
+    return errors
+
+
 def apply_plan(plan: BuildPlan) -> BuildReport:
     """Write what changed. Generated passwords are saved first, so no file ever
-    holds a password that is not also recorded."""
+    holds a password that is not also recorded.
+
+    Raises BuildError, writing nothing, when :func:`output_path_errors` finds
+    a problem with where the plan would write: every caller gets the check."""
+    errors = output_path_errors(plan.tftp_root, plan.credentials.path, plan.pjsip_path, plan.hints_path)
+    if errors:
+        raise BuildError(errors)
     report = BuildReport()
     report.secrets_written = plan.credentials.save()
     writes: list[PlannedFile] = []

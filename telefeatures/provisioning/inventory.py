@@ -136,12 +136,6 @@ def _password(value: str) -> str:
     return value
 
 
-def _extension(value: str) -> str:
-    if not _EXTENSION.fullmatch(value):
-        raise ValueError(f"{value!r}: an extension is 2-15 digits")
-    return value
-
-
 def _host(value: str) -> str:
     try:
         ipaddress.ip_address(value)
@@ -154,29 +148,11 @@ def _host(value: str) -> str:
     return value
 
 
-def _name(value: str) -> str:
-    if not _NAME.fullmatch(value):
-        raise ValueError(f"{value!r}: 1-64 of letters, digits and _ . -")
-    return value
-
-
-def _load_name(value: str) -> str:
-    if not _LOAD.fullmatch(value):
-        raise ValueError(f"{value!r} is not a load name (the .loads file name without extension)")
-    return value
-
-
 def _date_format(value: str) -> str:
     match = _DATE_FORMAT.fullmatch(value)
     if not match or sorted(part[0] for part in match.group(1, 3, 4)) != ["D", "M", "Y"]:
         raise ValueError(f"{value!r}: use M, D and Y (or YY) once each with / . or -, "
                          "and a trailing 'a' (or 'A') for a 12-hour clock, e.g. M/D/Ya or D.M.Y")
-    return value
-
-
-def _dial_string(value: str) -> str:
-    if not _DIAL_STRING.fullmatch(value):
-        raise ValueError(f"{value!r}: 1-32 of the keys 0-9 * # +")
     return value
 
 
@@ -190,9 +166,13 @@ def _url(value: str) -> str:
 
 
 def _pattern(regex: re.Pattern[str], what: str) -> Any:
+    """A validator: the whole value matches ``regex``, else "'value' is not <what>"
+    (or ``what`` itself when it has a {value} placeholder)."""
+    message = what if "{value}" in what else "{value} is not " + what
+
     def check(value: str) -> str:
         if not regex.fullmatch(value):
-            raise ValueError(f"{value[:60]!r} is not {what}")
+            raise ValueError(message.format(value=repr(value[:60])))
         return value
     return AfterValidator(check)
 
@@ -219,17 +199,17 @@ def _time_zone(value: str) -> str:
 
 
 Mac = Annotated[str, AfterValidator(normalize_mac)]
-Extension = Annotated[str, AfterValidator(_extension)]
+Extension = Annotated[str, _pattern(_EXTENSION, "{value}: an extension is 2-15 digits")]
 Host = Annotated[str, AfterValidator(_host)]
-Name = Annotated[str, AfterValidator(_name)]
+Name = Annotated[str, _pattern(_NAME, "{value}: 1-64 of letters, digits and _ . -")]
 DialPattern = Annotated[str, AfterValidator(valid_pattern)]
 FeatureCode = Annotated[str, AfterValidator(valid_feature_code)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Url = Annotated[str, AfterValidator(_url)]
-DialString = Annotated[str, AfterValidator(_dial_string)]
+DialString = Annotated[str, _pattern(_DIAL_STRING, "{value}: 1-32 of the keys 0-9 * # +")]
 DateFormat = Annotated[str, AfterValidator(_date_format)]
 TimeZone = Annotated[str, AfterValidator(_time_zone)]
-LoadName = Annotated[str, AfterValidator(_load_name)]
+LoadName = Annotated[str, _pattern(_LOAD, "a load name (the .loads file name without extension)")]
 # The 7900-series 0-3 enums: 0 off / 1 on (user may change), 2 off / 3 on (locked).
 Enum03 = Annotated[int, Field(ge=0, le=3)]
 FeatureLabel = Annotated[str, AfterValidator(_feature_label)]
@@ -464,6 +444,12 @@ class Site(PhoneSettings):
         return self
 
     def dial_templates(self) -> list[DialTemplate]:
+        """The site's dial templates, worked out once: the site check, the
+        inventory's cross checks and the renderer all use them."""
+        return self._dial_templates
+
+    @cached_property
+    def _dial_templates(self) -> list[DialTemplate]:
         rules = self.dial_rules
         return build_dial_templates(
             [code for code, _ in self.feature_codes.simple_codes()],
@@ -668,6 +654,60 @@ def _button_name(raw: Any, phone: int, button: int) -> str:
     return f"buttons #{button + 1}" + (f" ({str(label)[:40]})" if label is not None else "")
 
 
+def _known_keys() -> set[str]:
+    """Every key an inventory table may have, for "did you mean"."""
+    keys: set[str] = set()
+    stack: list[type] = [Inventory]
+    seen: set[type] = set()
+    while stack:
+        model = stack.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, info in model.model_fields.items():
+            keys.add(info.alias or name)
+            for inner in _types_in(info.annotation):
+                if isinstance(inner, type) and issubclass(inner, BaseModel):
+                    stack.append(inner)
+    return keys
+
+
+def _types_in(annotation: Any) -> list[Any]:
+    from typing import get_args
+
+    found = [annotation]
+    for arg in get_args(annotation):
+        found += _types_in(arg)
+    return found
+
+
+def _suggest_keys(errors: list[dict]) -> list[dict]:
+    """A typo'd key gives pydantic's "Extra inputs are not permitted" for it
+    and, when the key was required, "Field required" for the real one: say it
+    once, as an unknown key, with the key it was probably meant to be."""
+    import difflib
+
+    missing = {tuple(e["loc"]): e for e in errors if e["type"] == "missing"}
+    known = None
+    dropped: set[tuple] = set()
+    out = []
+    for err in errors:
+        if err["type"] != "extra_forbidden" or not isinstance(err["loc"][-1], str):
+            out.append(err)
+            continue
+        key, parent = err["loc"][-1], tuple(err["loc"][:-1])
+        siblings = [loc[-1] for loc in missing if loc[:-1] == parent and isinstance(loc[-1], str)]
+        close = difflib.get_close_matches(key, siblings, n=1, cutoff=0.6)
+        if close:
+            dropped.add(parent + (close[0],))
+        else:
+            known = known if known is not None else sorted(_known_keys())
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        out.append({**err, "msg": f"unknown key{hint}"})
+    return [e for e in out if not (e["type"] == "missing" and tuple(e["loc"]) in dropped)]
+
+
 def _describe(err: dict, raw: dict) -> str:
     loc = list(err["loc"])
     msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
@@ -756,7 +796,7 @@ def parse_inventory(text: str, source: str = "inventory") -> Inventory:
     try:
         inventory = Inventory.model_validate(raw)
     except ValidationError as exc:
-        raise InventoryError(source, [_describe(err, raw) for err in exc.errors()]) from None
+        raise InventoryError(source, [_describe(err, raw) for err in _suggest_keys(exc.errors())]) from None
     errors = _cross_checks(inventory)
     if errors:
         raise InventoryError(source, errors)

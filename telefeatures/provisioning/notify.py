@@ -10,10 +10,14 @@ from .inventory import Inventory, Phone, normalize_mac
 
 @dataclass(frozen=True)
 class NotifyOutcome:
+    """``ok``: the NOTIFY went out. ``registered`` False: Asterisk had no
+    contact for the endpoint, so nothing was sent (the phone is "not told")."""
+
     phone: Phone
     endpoint: str
     ok: bool
     message: str
+    registered: bool = True
 
 
 def select_phones(inventory: Inventory, macs: list[str]) -> list[Phone]:
@@ -48,7 +52,9 @@ async def notify_phones(settings: AmiSettings, phones: list[Phone], event: str,
 
     With ``reload_pjsip``, res_pjsip is reloaded first so the phones find the
     new credentials in Asterisk when they re-register; if that fails, no phone
-    is told. Raises AmiError when AMI cannot be reached or refuses the login.
+    is told. A phone whose endpoint has no contact in Asterisk (not
+    registered) is not told. Raises AmiError when AMI cannot be reached,
+    refuses the login, or cannot list the contacts.
     """
     outcomes: list[NotifyOutcome] = []
     async with AmiClient(settings) as ami:
@@ -58,8 +64,15 @@ async def notify_phones(settings: AmiSettings, phones: list[Phone], event: str,
             if not reload.ok:
                 return [NotifyOutcome(p, p.lines[0].extension, False, "not sent: res_pjsip reload failed")
                         for p in phones], reload
+        # PJSIPNotify answers Success for an endpoint without any contact and
+        # sends nothing: ask Asterisk which endpoints have one.
+        reachable = {contact.get("Endpoint", "") for contact in await ami.pjsip_contacts()}
         for phone in phones:
             endpoint = phone.lines[0].extension
+            if endpoint not in reachable:
+                outcomes.append(NotifyOutcome(phone, endpoint, False, "not told: Asterisk has no contact for this "
+                                              "endpoint (the phone is not registered)", registered=False))
+                continue
             try:
                 result = await ami.pjsip_notify(endpoint, event)
             except AmiError as exc:

@@ -398,7 +398,7 @@ class TftpServer:
         if peer.active >= self.policy.limits.per_peer_transfers:
             self._refuse(peer, addr, what, ERR_UNDEFINED, "too many transfers from your address", now)
             return
-        if len(self._active) >= self.max_transfers and not self._evict_silent():
+        if len(self._active) >= self.max_transfers:
             self._refuse(peer, addr, what, ERR_UNDEFINED, "server busy, try again", now)
             return
         binding = self.policy.binding
@@ -444,16 +444,6 @@ class TftpServer:
             transfer.packet = transfer.data_packet()
         self._send(transfer, now)
         self._schedule(transfer)
-
-    def _evict_silent(self) -> bool:
-        """All slots taken: end the oldest transfer whose first packet went
-        unanswered even after a resend (a request from a spoofed or vanished
-        address, most likely), so a real phone gets the slot."""
-        for transfer in self._active.values():  # oldest first
-            if transfer.block <= 1 and transfer.tries > 0:
-                self._finish(transfer, "never answered, ended to make room")
-                return True
-        return False
 
     # -- transfers ---------------------------------------------------------
 
@@ -593,8 +583,8 @@ def _peer(addr: tuple) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def parse_bind(value: str) -> tuple[str, int]:
-    """``127.0.0.1:6969`` / ``[::1]:69`` / ``0.0.0.0`` (port 69) -> (host, port)."""
+def parse_bind(value: str, default_port: int = 69) -> tuple[str, int]:
+    """``127.0.0.1:6969`` / ``[::1]:69`` / ``0.0.0.0`` (``default_port``) -> (host, port)."""
     text = value.strip()
     if text.startswith("["):
         host, _, rest = text[1:].partition("]")
@@ -603,7 +593,7 @@ def parse_bind(value: str) -> tuple[str, int]:
         host, port_text = text.split(":")
     else:
         host, port_text = text, ""
-    port = int(port_text) if port_text else 69
+    port = int(port_text) if port_text else default_port
     if not host or not 0 <= port <= 65535:
         raise ValueError(f"bad address {value!r}: use HOST:PORT")
     return host, port

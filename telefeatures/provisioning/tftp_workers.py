@@ -17,6 +17,7 @@ import asyncio
 import ctypes
 import logging
 import os
+import resource
 import signal
 import socket
 import struct
@@ -37,9 +38,13 @@ MAX_AUTO_WORKERS = 4
 def attach_peer_affinity(sock: socket.socket, workers: int) -> bool:
     """Pick the worker socket by the request's source address. False when the
     kernel refuses (the group then spreads requests by address and port)."""
-    src = 12 if sock.family == socket.AF_INET else 20  # IPv4 saddr / last 4 bytes of the IPv6 saddr
-    program = [
-        (0x20, 0, 0, (SKF_NET_OFF + src) & 0xFFFFFFFF),  # BPF_LD|BPF_W|BPF_ABS: A = source address
+    program = [  # IPv4 or IPv6 (a "::" socket also gets IPv4 packets): check the version nibble
+        (0x30, 0, 0, SKF_NET_OFF & 0xFFFFFFFF),          # BPF_LD|BPF_B|BPF_ABS: A = first byte of the IP header
+        (0x74, 0, 0, 4),                                 # BPF_ALU|BPF_RSH|BPF_K: A >>= 4, the IP version
+        (0x15, 0, 2, 4),                                 # BPF_JMP|BPF_JEQ|BPF_K: IPv4? else skip 2
+        (0x20, 0, 0, (SKF_NET_OFF + 12) & 0xFFFFFFFF),   # BPF_LD|BPF_W|BPF_ABS: A = IPv4 source address
+        (0x05, 0, 0, 1),                                 # BPF_JMP|BPF_JA: skip 1
+        (0x20, 0, 0, (SKF_NET_OFF + 20) & 0xFFFFFFFF),   # A = last 4 bytes of the IPv6 source address
         (0x94, 0, 0, workers),                           # BPF_ALU|BPF_MOD|BPF_K: A %= workers
         (0x16, 0, 0, 0),                                 # BPF_RET|BPF_A
     ]
@@ -83,6 +88,7 @@ def serve(settings, root: str, host: str, port: int, state_dir: Path | None,
         return TftpServer(root, host, port, max_transfers=settings.max_transfers, timeout=settings.timeout,
                           retries=settings.retries, policy=policy, record=record, sock=sock)
 
+    _raise_file_limit(settings.max_transfers + 64)  # per process
     if workers == 1:
         run(_until_signal(server(listening_socket(host, port), 0)))
         return 0
@@ -109,6 +115,18 @@ def serve(settings, root: str, host: str, port: int, state_dir: Path | None,
     for sock in socks:
         sock.close()
     return _supervise(children)
+
+
+def _raise_file_limit(wanted: int) -> None:
+    """A socket per transfer: lift the soft limit on open files (often 1024)
+    towards ``wanted``, as far as the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < wanted:
+        log.warning("open-file limit %d is below what %d transfers need: transfers past it are refused as busy",
+                    target, wanted)
 
 
 def _supervise(children: dict[int, int]) -> int:

@@ -170,10 +170,19 @@ def cisco_time_zone(name: str) -> str:
         return IANA_TO_CISCO[name]
     if name in CISCO_ZONES:
         return name
-    lowered = {key.lower(): key for key in IANA_TO_CISCO}
-    hint = f" (did you mean {lowered[name.lower()]!r}?)" if name.lower() in lowered else ""
     raise UnknownTimeZone(
-        f"unknown time zone {name!r}{hint}: use an IANA name from the table in "
-        "telefeatures/provisioning/timezones.py (e.g. 'America/New_York', 'Europe/Berlin') "
-        "or a Cisco zone name such as 'Eastern Standard/Daylight Time'"
+        f"unknown time zone {name!r}{_closest(name)}: use an IANA name such as 'America/New_York' or "
+        "'Europe/Berlin', or a Cisco zone name such as 'Eastern Standard/Daylight Time'; "
+        "`telefeatures provision zones` lists every name the phones know"
     )
+
+
+def _closest(name: str) -> str:
+    import difflib
+
+    known = [*IANA_TO_CISCO, *sorted(CISCO_ZONES)]
+    lowered = {key.lower(): key for key in known}
+    if name.lower() in lowered:
+        return f" (did you mean {lowered[name.lower()]!r}?)"
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.7)
+    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""

@@ -5,6 +5,8 @@ sent through Asterisk's AMI."""
 
 from __future__ import annotations
 
+import asyncio
+
 import os
 import shutil
 import socket
@@ -103,6 +105,30 @@ def tftp_get(port: int, name: str, dest: Path) -> bytes:
     return dest.read_bytes()
 
 
+def asterisk_has_contact(asterisk, endpoint: str) -> bool:
+    from telefeatures.ami import AmiClient, AmiSettings
+
+    async def contacts():
+        settings = AmiSettings(host="127.0.0.1", port=asterisk.ports.ami, username=asterisk.ami_user,
+                               secret=asterisk.ami_secret)
+        async with AmiClient(settings) as ami:
+            return await ami.pjsip_contacts()
+
+    return any(c.get("Endpoint") == endpoint for c in asyncio.run(contacts()))
+
+
+def test_notify_says_an_unregistered_phone_was_not_told(asterisk, provisioned):
+    """Runs before any test registers 2000: Asterisk answers PJSIPNotify for an
+    endpoint without a contact with Success and sends nothing."""
+    inventory, _ = provisioned
+    assert not asterisk_has_contact(asterisk, "2000")
+    env = {"TELEFEATURES_AMI_HOST": "127.0.0.1", "TELEFEATURES_AMI_PORT": str(asterisk.ports.ami),
+           "TELEFEATURES_AMI_USERNAME": asterisk.ami_user, "TELEFEATURES_AMI_SECRET": asterisk.ami_secret}
+    told = run_cli("provision", "notify", str(inventory), "--phones", MAC, env=env)
+    assert told.returncode == 1, told.stdout + told.stderr
+    assert "notify check-sync: 0 phone(s) told, 0 failed, 1 not told (not registered)" in told.stdout
+
+
 def test_virtual_7961_fetches_its_config_registers_and_dials(asterisk, feature_server, provisioned, tftp_server,
                                                             sipp, redis_state, tmp_path):
     _, root = provisioned
@@ -159,11 +185,11 @@ def test_notify_reaches_the_phone_with_the_expected_event(asterisk, provisioned,
     line = etree.parse(str(provisioned[1] / SEP)).find(".//line[@button='1']")
     receiver = AnsweringAgent("127.0.0.1", free_port(socket.SOCK_DGRAM), tmp_path / "notify.trace",
                               scenario="notify_uas.xml").start()
+    env = {"TELEFEATURES_AMI_HOST": "127.0.0.1", "TELEFEATURES_AMI_PORT": str(asterisk.ports.ami),
+           "TELEFEATURES_AMI_USERNAME": asterisk.ami_user, "TELEFEATURES_AMI_SECRET": asterisk.ami_secret}
     try:
         registered = sipp.register("2000", receiver.port, password=line.findtext("authPassword"))
         assert registered.returncode == 0, registered.output
-        env = {"TELEFEATURES_AMI_HOST": "127.0.0.1", "TELEFEATURES_AMI_PORT": str(asterisk.ports.ami),
-               "TELEFEATURES_AMI_USERNAME": asterisk.ami_user, "TELEFEATURES_AMI_SECRET": asterisk.ami_secret}
 
         told = run_cli("provision", "notify", str(inventory), "--phones", MAC, env=env)
         assert told.returncode == 0, told.stdout + told.stderr

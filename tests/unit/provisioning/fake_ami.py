@@ -1,7 +1,7 @@
 """A scripted Asterisk Manager Interface peer on 127.0.0.1 for unit tests.
 
 Speaks the AMI wire format (banner, CRLF-separated headers, blank line
-between messages) and answers Login, PJSIPNotify and Reload the way
+between messages) and answers Login, PJSIPNotify, PJSIPShowContacts and Reload the way
 Asterisk's manager.c and res_pjsip_notify.c do. Runs its own event loop in a
 thread so both async tests and CLI tests (which call asyncio.run) can use it.
 """
@@ -18,6 +18,8 @@ class FakeAmi:
     username: str = "tf"
     secret: str = "s3cret"
     endpoints: set[str] = field(default_factory=set)
+    # endpoints with a contact (a registered phone); None: every endpoint
+    registered: set[str] | None = None
     answer_login: bool = True
     answer_actions: bool = True
     reload_ok: bool = True
@@ -93,6 +95,17 @@ class FakeAmi:
             if endpoint in self.endpoints:
                 return response("Success", "NOTIFY sent")
             return response("Error", f"Unable to retrieve endpoint {endpoint}")
+        if action == "PJSIPShowContacts":
+            registered = sorted(self.endpoints if self.registered is None else self.registered)
+            if not registered:
+                return response("Error", "No Contacts found")
+            reply = (f"Response: Success\r\nActionID: {action_id}\r\nEventList: start\r\n"
+                     "Message: A listing of Contacts follows, presented as ContactList events\r\n\r\n")
+            for endpoint in registered:
+                reply += (f"Event: ContactList\r\nActionID: {action_id}\r\nEndpoint: {endpoint}\r\n"
+                          f"Uri: sip:{endpoint}@127.0.0.1:5060\r\nStatus: Reachable\r\n\r\n")
+            return reply + (f"Event: ContactListComplete\r\nActionID: {action_id}\r\nEventList: Complete\r\n"
+                            f"ListItems: {len(registered)}\r\n\r\n")
         if action == "Reload":
             return response("Success", "Module Reloaded") if self.reload_ok else response(
                 "Error", "No such module")

@@ -128,12 +128,31 @@ def test_notify_command_tells_selected_phones_once_each(write_inventory):
 
 def test_notify_command_reports_failures_and_exits_1(write_inventory):
     inventory = write_inventory(INVENTORY)
-    with FakeAmi(endpoints={"1001", "1003"}) as ami:
+    # Asterisk lists a contact for 1002 but then cannot NOTIFY it
+    with FakeAmi(endpoints={"1001", "1003"}, registered={"1001", "1002", "1003"}) as ami:
         result = CliRunner().invoke(cli, ["provision", "notify", str(inventory), "--event", "restart"], env=env(ami))
     assert result.exit_code == 1
     assert notified(ami) == ["1001", "1002", "1003"]
     assert "FAILED   00:19:e8:f4:90:ae (endpoint 1002): Unable to retrieve endpoint 1002" in result.output
     assert "notify restart: 2 phone(s) told, 1 failed" in result.output
+
+
+def test_notify_command_says_unregistered_phones_were_not_told(write_inventory):
+    # (was: "3 phone(s) told, 0 failed" with no phone registered: PJSIPNotify
+    # answers Success for an endpoint without a contact)
+    inventory = write_inventory(INVENTORY)
+    with FakeAmi(endpoints={"1001", "1002", "1003"}, registered=set()) as ami:
+        result = CliRunner().invoke(cli, ["provision", "notify", str(inventory)], env=env(ami))
+    assert result.exit_code == 1
+    assert notified(ami) == []
+    assert "notify check-sync: 0 phone(s) told, 0 failed, 3 not told (not registered)" in result.output
+    assert ("NOT TOLD 00:19:e8:f4:90:ae (endpoint 1002): not told: Asterisk has no contact for this endpoint "
+            "(the phone is not registered)") in result.output
+    with FakeAmi(endpoints={"1001", "1002", "1003"}, registered={"1001", "1003"}) as ami:
+        result = CliRunner().invoke(cli, ["provision", "notify", str(inventory)], env=env(ami))
+    assert result.exit_code == 1
+    assert notified(ami) == ["1001", "1003"]
+    assert "notify check-sync: 2 phone(s) told, 0 failed, 1 not told (not registered)" in result.output
 
 
 def test_notify_command_flags_override_env_and_bad_login_tells_nobody(write_inventory):

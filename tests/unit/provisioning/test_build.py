@@ -248,3 +248,35 @@ def test_build_cache_renders_only_what_changed_and_repairs_edited_files(site, wr
     result = build(site, inventory, "--templates", str(templates))
     assert result.exit_code == 0 and "0 added, 0 changed" in result.output, result.output
     assert json.loads(cache.read_text())["format"] == 1
+
+
+def test_dial_templates_are_worked_out_once_per_build(site, write_inventory, monkeypatch):
+    from telefeatures.provisioning import inventory as inventory_module
+
+    calls = []
+    real = inventory_module.build_dial_templates
+    monkeypatch.setattr(inventory_module, "build_dial_templates", lambda *a, **k: calls.append(1) or real(*a, **k))
+    result = build(site, write_inventory(two_phones()))
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 1  # (was 3: the site check, the cross checks and the renderer)
+
+
+def test_the_build_step_itself_refuses_secrets_or_pjsip_inside_the_tftp_root(site, write_inventory):
+    """Every caller of the build gets the path checks, not only the command line."""
+    from telefeatures.provisioning.build import BuildError, apply_plan, plan_build
+    from telefeatures.provisioning.credentials import CredentialStore
+    from telefeatures.provisioning.inventory import load_inventory
+    from telefeatures.provisioning.render import ConfigRenderer
+
+    inv = load_inventory(write_inventory(two_phones()))
+    root = site / "tftpboot"
+    before = snapshot(site)
+    for secrets, pjsip, problem in (
+            (root / "secrets.json", None, "secrets file"),
+            (site / "secrets.json", root / "phones.conf", "--pjsip"),
+            (site / "missing" / "secrets.json", None, "does not exist")):
+        plan = plan_build(inv, root, ConfigRenderer(), CredentialStore(secrets), pjsip)
+        with pytest.raises(BuildError) as info:
+            apply_plan(plan)
+        assert any(problem in error for error in info.value.errors), info.value.errors
+    assert snapshot(site) == before

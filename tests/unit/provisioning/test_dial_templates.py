@@ -100,3 +100,16 @@ def test_secondary_dial_tone_mark_matches_no_key():
     assert pattern_problem("9,1..........") is None
     assert is_complete("9,.......", "95551234") and not is_complete("9,.......", "9,5551234")
     assert literal_count("9,1...") == literal_count("91...") == 2
+
+
+def test_phone_grammar_matching():
+    from telefeatures.provisioning.dial_templates import build_dial_templates, can_extend, dial_delay, is_complete
+
+    assert is_complete("1...", "1001") and not can_extend("1...", "1001")
+    assert is_complete("9011*", "90114") and can_extend("9011*", "90114") and not is_complete("9011*", "9011")
+    assert is_complete("\\*69", "*69") and not is_complete("\\*69", "169")
+    assert is_complete(".", "*")  # '.' takes any key, star included
+    assert is_complete("1*5", "1225") and can_extend("1*5", "1225") and not is_complete("1*5", "15")
+    templates = build_dial_templates(["*69"], "*67", ["1..."], ["9.......", "9011*"], 5)
+    assert [dial_delay(n, templates) for n in ("1001", "*69", "95551234", "*6795551234")] == [None] * 4
+    assert dial_delay("90114420", templates) == "the longer match '9011*' wins over '9.......' and waits 5 s"

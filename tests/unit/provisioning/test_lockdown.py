@@ -79,7 +79,7 @@ def test_rotate_passwords_rewrites_files_reloads_then_tells_only_the_chosen_phon
     assert f"password = {after[2]}" in pjsip.read_text() and before[2] not in pjsip.read_text()
     # Asterisk reloads PJSIP first, then the phone is told: it then fetches a password Asterisk knows.
     kinds = [dict(a)["Action"] for a in ami.actions if dict(a)["Action"] != "Login"]
-    assert kinds == ["Reload", "PJSIPNotify"]
+    assert kinds == ["Reload", "PJSIPShowContacts", "PJSIPNotify"]  # reload first; only registered phones told
     assert dict(ami.actions_named("PJSIPNotify")[0])["Endpoint"] == "1002"
     assert "rotated  1 password(s) on 1 phone(s)" in result.output
 

@@ -175,3 +175,71 @@ def test_fail2ban_filter_matches_the_real_block_lines(tmp_path, root):
     assert matched.count("blocked: peer 127.0.0.1 asked for 2 unknown phone config names") == 2, matched
     lines = len(log.splitlines())
     assert re.search(rf"Lines: {lines} lines, 0 ignored, 2 matched, {lines - 2} missed", result.stdout), result.stdout
+
+
+def test_open_file_limit_is_raised_for_a_socket_per_transfer():
+    """A boot storm needs a socket per transfer; a soft limit of 1024 would
+    refuse the thousandth phone."""
+    script = ("import resource\nfrom telefeatures.provisioning.tftp_workers import _raise_file_limit\n"
+              "hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]\n"
+              "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))\n"
+              "_raise_file_limit(2048 + 64)\n"
+              "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0], hard)\n")
+    soft, hard = map(int, subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                         check=True).stdout.split())
+    assert soft == min(2112, hard if hard >= 0 else 2112)
+
+
+def test_bind_without_a_port_listens_on_the_documented_default(root, tmp_path):
+    # (was: port 69). A loopback address of its own, so 6969 is surely free on it.
+    address = "127.77.13.9"
+    log = open(tmp_path / "tftp.log", "wb")
+    proc = subprocess.Popen([TELEFEATURES, "--state-dir", str(tmp_path / "state"), "tftp", "--root", str(root),
+                             "--bind", address], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        script = f"binary\nrexmt 1\ntimeout 2\nget dialplan.xml {tmp_path / 'got.xml'}\n"
+
+        def fetched() -> bool:
+            subprocess.run(["tftp", address, "6969"], input=script, capture_output=True, text=True, timeout=30)
+            return (tmp_path / "got.xml").exists() or proc.poll() is not None
+
+        wait_for(fetched, timeout=20, what="a file from port 6969")
+        assert proc.poll() is None, (tmp_path / "tftp.log").read_text()
+        assert (tmp_path / "got.xml").read_bytes() == b"<DIALTEMPLATE/>\n"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        log.close()
+
+
+def test_each_peer_address_reaches_one_worker_socket():
+    """The BPF program on the SO_REUSEPORT group: every packet from one address
+    lands on the same socket whatever its source port, and addresses spread."""
+    from telefeatures.provisioning.tftp_server import listening_socket
+    from telefeatures.provisioning.tftp_workers import attach_peer_affinity
+
+    first = listening_socket("127.0.0.1", 0, reuse_port=True)
+    group = [first, listening_socket("127.0.0.1", first.getsockname()[1], reuse_port=True)]
+    try:
+        assert attach_peer_affinity(first, 2)
+        for n in range(10, 18):
+            for _ in range(6):  # a new source port each time
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+                    client.bind((f"127.0.0.{n}", 0))
+                    client.sendto(b"\0\1x\0octet\0", ("127.0.0.1", first.getsockname()[1]))
+        time.sleep(0.1)
+        seen: list[set[str]] = []
+        for sock in group:
+            addresses = set()
+            while True:
+                try:
+                    addresses.add(sock.recvfrom(100)[1][0])
+                except BlockingIOError:
+                    break
+            seen.append(addresses)
+        assert seen[0] | seen[1] == {f"127.0.0.{n}" for n in range(10, 18)}
+        assert not seen[0] & seen[1] and seen[0] and seen[1], seen
+        assert seen[0] == {f"127.0.0.{n}" for n in range(10, 18, 2)}  # source address modulo 2
+    finally:
+        for sock in group:
+            sock.close()
