@@ -11,7 +11,6 @@ still goes out, with the fallback presentation.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import socket
 import threading
@@ -23,16 +22,14 @@ from tests.integration.e2e import assert_anonymous, assert_presented, outbound, 
 from tests.support.dns_server import DnsServer
 from tests.support.ports import free_port
 from tests.support.redis_server import RedisProcess
-from tests.testbed.asterisk import prepare, remove_run_dir
+from tests.scale.pbx import Pbx, stop_all
 from tests.testbed.services import KEYS, FeatureServer, wait_for
-from tests.testbed.sipp import AnsweringAgent, SippRunner
 
 NAME = "tf.test"
 
 
 class Bed:
     def __init__(self, workdir: Path):
-        self.workdir = workdir
         self.redis = RedisProcess(workdir / "redis", port=free_port()).start()
         self.first = FeatureServer(workdir / "first", self.redis.url)
         self.second = FeatureServer(workdir / "second", self.redis.url)
@@ -42,24 +39,13 @@ class Bed:
             (f"_agi._tcp.{NAME}", f"agi1.{NAME}", self.first.port, 10, 0),
             (f"_agi._tcp.{NAME}", f"agi2.{NAME}", self.second.port, 20, 0),
         ], {f"agi1.{NAME}": "127.0.0.1", f"agi2.{NAME}": "127.0.0.1"}).start()
-        self.asterisk = prepare(agi_port=self.first.port)
-        extensions = self.asterisk.run_dir / "etc" / "extensions.conf"
-        text, count = re.subn(r"^TF_AGI=.*$", f"TF_AGI=hagi://{NAME}", extensions.read_text(), flags=re.M)
-        assert count == 1
-        extensions.write_text(text)
-        self.asterisk.resolv_conf = self.dns.resolv_conf()
-        self.asterisk.start()
-        self.provider = AnsweringAgent("127.0.0.2", self.asterisk.ports.provider,
-                                       workdir / "sipp" / "provider.trace").start()
-        self.sipp = SippRunner(self.asterisk, workdir / "sipp")
+        self.pbx = Pbx(workdir, self.first.port,
+                       edits={"extensions.conf": (r"^TF_AGI=.*$", f"TF_AGI=hagi://{NAME}")},
+                       resolv_conf=self.dns.resolv_conf())
+        self.asterisk, self.provider, self.sipp = self.pbx.asterisk, self.pbx.provider, self.pbx.sipp
 
     def stop(self) -> None:
-        for part in (self.provider, self.asterisk, self.dns, self.first, self.second, self.redis):
-            try:
-                part.stop()
-            except Exception:  # noqa: BLE001 - stop the rest whatever happens
-                pass
-        remove_run_dir(self.asterisk)
+        stop_all(self.pbx, self.dns, self.first, self.second, self.redis)
 
 
 @pytest.fixture(scope="module")

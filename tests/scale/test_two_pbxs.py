@@ -9,57 +9,40 @@ out withheld, also after the Redis master has been killed and replaced.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
 from tests.integration.e2e import assert_anonymous, assert_presented, outbound, played, star
 from tests.support.redis_topologies import SentinelSet
-from tests.testbed.asterisk import prepare, remove_run_dir
+from tests.scale.pbx import Pbx, stop_all
 from tests.testbed.services import KEYS, FeatureServer
-from tests.testbed.sipp import AnsweringAgent, SippRunner
 
 TENANT = "acme"
 
 
-class Pbx:
-    def __init__(self, workdir: Path, redis_url: str):
-        self.server = FeatureServer(workdir / "server", redis_url)
-        self.server.start()
-        self.asterisk = prepare(agi_port=self.server.port)
-        pjsip = self.asterisk.run_dir / "etc" / "pjsip.conf"
-        text, count = re.subn(r"^(set_var = __TF_EXTENSION=1000)$", rf"\1\nset_var = TF_TENANT={TENANT}",
-                              pjsip.read_text(), flags=re.M)
-        assert count == 1
-        pjsip.write_text(text)
-        self.asterisk.start()
-        self.provider = AnsweringAgent("127.0.0.2", self.asterisk.ports.provider,
-                                       workdir / "sipp" / "provider.trace").start()
-        self.sipp = SippRunner(self.asterisk, workdir / "sipp")
-
-    def stop(self) -> None:
-        for part in (self.provider, self.asterisk, self.server):
-            try:
-                part.stop()
-            except Exception:  # noqa: BLE001 - stop the rest whatever happens
-                pass
-        remove_run_dir(self.asterisk)
+def tenant_pbx(workdir: Path, redis_url: str) -> tuple[FeatureServer, Pbx]:
+    """A feature server on ``redis_url`` and an Asterisk using it, where
+    endpoint 1000 belongs to tenant acme."""
+    server = FeatureServer(workdir / "server", redis_url)
+    server.start()
+    pbx = Pbx(workdir, server.port, edits={
+        "pjsip.conf": (r"^(set_var = __TF_EXTENSION=1000)$", rf"\1\nset_var = TF_TENANT={TENANT}")})
+    pbx.server = server
+    return server, pbx
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("two-pbxs")
     sentinels = SentinelSet(workdir / "sentinel").start()
-    pbxs = []
+    parts = []
     try:
-        pbxs.append(Pbx(workdir / "a", sentinels.url))
-        pbxs.append(Pbx(workdir / "b", sentinels.url))
-        yield sentinels, pbxs[0], pbxs[1]
+        parts.extend(tenant_pbx(workdir / "a", sentinels.url))
+        parts.extend(tenant_pbx(workdir / "b", sentinels.url))
+        yield sentinels, parts[1], parts[3]
     finally:
-        for pbx in pbxs:
-            pbx.stop()
-        sentinels.stop()
+        stop_all(*reversed(parts), sentinels)
 
 
 def test_star81_on_one_pbx_withholds_on_the_other(site):
