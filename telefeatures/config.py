@@ -119,6 +119,9 @@ class FeatureSettings(BaseModel):
     confirm_timeout_ms: int = Field(5000, ge=500, le=30000)
     callback_rules: list[RewriteRule] = Field(default_factory=lambda: list(NORTH_AMERICAN_RULES))
     per_call_block_codes: list[str] = ["*67"]
+    # In front of a number: show the caller ID for this call although blocking
+    # is on (the NANP *82; the dialplan passes it in this canonical form).
+    per_call_show_codes: list[str] = ["*82"]
     number_min_digits: int = Field(3, ge=1, le=20)
     number_max_digits: int = Field(20, ge=1, le=32)
     # Outbound presentation
@@ -144,7 +147,7 @@ class FeatureSettings(BaseModel):
             raise ValueError("must be one phone key: 0-9, * or #")
         return value
 
-    @field_validator("per_call_block_codes")
+    @field_validator("per_call_block_codes", "per_call_show_codes")
     @classmethod
     def _codes(cls, value: list[str]) -> list[str]:
         for code in value:

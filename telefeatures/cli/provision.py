@@ -168,6 +168,9 @@ def check(inventory: Path, templates: Path | None, tftp_root: Path | None) -> No
 @click.option("--hints", "hints_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a dialplan include with a hint per line here (for busy-lamp keys; "
                    "#include it from extensions.conf).")
+@click.option("--codes", "codes_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the Asterisk feature codes ([tf-features]) here, the same codes the phones' dial plan "
+                   "has (e.g. /etc/asterisk/telefeatures/telefeatures-codes.conf).")
 @click.option("--templates", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Directory of site templates overriding the built-in ones.")
 @click.option("--secrets", "secrets_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -177,7 +180,8 @@ def check(inventory: Path, templates: Path | None, tftp_root: Path | None) -> No
 @click.option("-v", "--verbose", is_flag=True, help="List every file, not just the first few.")
 @_ami_options
 def build(inventory: Path, tftp_root: Path, pjsip_path: Path | None, hints_path: Path | None,
-          templates: Path | None, secrets_path: Path | None, notify: bool, event: str, verbose: bool,
+          codes_path: Path | None, templates: Path | None, secrets_path: Path | None, notify: bool, event: str,
+          verbose: bool,
           **ami: Any) -> None:
     """Write SEP<MAC>.cnf.xml, dialplan.xml and XMLDefault.cnf.xml into the TFTP
     root (and the PJSIP include), rewriting only files whose content changed."""
@@ -187,7 +191,11 @@ def build(inventory: Path, tftp_root: Path, pjsip_path: Path | None, hints_path:
                                                                      hints_path)
     if hints_path is not None:
         hints_path = hints_path.absolute()
-    report = _build_files(inventory, inv, tftp_root, pjsip_path, templates, credentials, hints_path)
+    if codes_path is not None:
+        codes_path = codes_path.absolute()
+        if not codes_path.parent.is_dir():
+            raise click.ClickException(f"directory of --codes {codes_path} does not exist")
+    report = _build_files(inventory, inv, tftp_root, pjsip_path, templates, credentials, hints_path, codes_path)
     _print_report(report, secrets_path, verbose)
     _warn_missing_firmware(inv, tftp_root)
     if notify:
@@ -226,7 +234,7 @@ def _open_outputs(tftp_root: Path, secrets_path: Path | None, pjsip_path: Path |
 
 def _build_files(inventory: Path, inv: Inventory, tftp_root: Path, pjsip_path: Path | None,
                  templates: Path | None, credentials: CredentialStore,
-                 hints_path: Path | None = None) -> BuildReport:
+                 hints_path: Path | None = None, codes_path: Path | None = None) -> BuildReport:
     """Render everything, then write what changed; nothing at all on an error."""
     from ..provisioning.build import BuildError, apply_plan, plan_build
     from ..provisioning.build_cache import BuildCache, default_cache_path
@@ -241,10 +249,11 @@ def _build_files(inventory: Path, inv: Inventory, tftp_root: Path, pjsip_path: P
                     for phone in phones:
                         bar.update(1)
                         yield phone
-                plan = plan_build(inv, tftp_root, renderer, credentials, pjsip_path, hints_path,
+                plan = plan_build(inv, tftp_root, renderer, credentials, pjsip_path, hints_path, codes_path,
                                   progress=advance, cache=cache)
         else:
-            plan = plan_build(inv, tftp_root, renderer, credentials, pjsip_path, hints_path, cache=cache)
+            plan = plan_build(inv, tftp_root, renderer, credentials, pjsip_path, hints_path, codes_path,
+                              cache=cache)
         return apply_plan(plan)
     except BuildError as exc:
         _fail(exc.errors, f"{inventory}: {len(exc.errors)} error(s), nothing written:")

@@ -129,15 +129,25 @@ def parse_dialed(dialed: str, block_codes: list[str], rules: NumberRules) -> tup
     ``*67`` (or another configured code) in front withholds caller ID for this
     call only. The rest must be a dialable number.
     """
-    per_call = False
-    for code in sorted(block_codes, key=len, reverse=True):
+    number, choice = parse_dialed_choice(dialed, block_codes, (), rules)
+    return number, choice is True
+
+
+def parse_dialed_choice(dialed: str, block_codes: list[str] | tuple[str, ...],
+                        show_codes: list[str] | tuple[str, ...], rules: NumberRules) -> tuple[str, bool | None]:
+    """Split dialed digits into (number, choice): True when a block code
+    (``*67``) is in front, False when a show code (``*82``, NANP), None when
+    neither; the longest matching code wins. The rest must be a dialable number."""
+    choice = None
+    codes = [(code, True) for code in block_codes] + [(code, False) for code in show_codes]
+    for code, withhold in sorted(codes, key=lambda c: len(c[0]), reverse=True):
         if dialed.startswith(code):
             dialed = dialed[len(code):]
-            per_call = True
+            choice = withhold
             break
     if not rules.is_dialable(dialed):
         raise InvalidNumber(f"not a dialable number: {dialed[:32]!r}")
-    return dialed, per_call
+    return dialed, choice
 
 
 class CallbackRules:

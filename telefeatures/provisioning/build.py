@@ -84,6 +84,7 @@ def plan_build(
     credentials: CredentialStore,
     pjsip_path: Path | None = None,
     hints_path: Path | None = None,
+    codes_path: Path | None = None,
     progress: Callable[[Iterable[Phone]], Iterable[Phone]] = lambda phones: phones,
     cache: BuildCache | None = None,
 ) -> BuildPlan:
@@ -145,6 +146,8 @@ def plan_build(
             errors += exc.lines()
     if hints_path is not None:
         files.append(PlannedFile(hints_path, renderer.render_hints(inventory), HINTS_FILE_MODE))
+    if codes_path is not None:  # [tf-features] with the codes the phones' dial plan has
+        files.append(PlannedFile(codes_path, site.feature_codes.asterisk_context().encode(), HINTS_FILE_MODE))
     if errors:
         raise BuildError(errors)
     return BuildPlan(tftp_root, files, credentials, pjsip_path, hints_path, cache)

@@ -123,21 +123,25 @@ class DialTemplate:
 
 def build_dial_templates(
     feature_codes: list[str],
-    per_call_block: str,
+    per_call_block: str | list[str],
     extension_patterns: list[str],
     outside_patterns: list[str],
     interdigit_timeout: int,
 ) -> list[DialTemplate]:
     """The site's templates, most specific first, ending with a catch-all so any
-    other number still dials after the inter-digit timeout."""
+    other number still dials after the inter-digit timeout. ``per_call_block``:
+    the code(s) dialled in front of a number (*67, and *82 under the NANP preset)."""
     templates = [DialTemplate(escape_code(code), 0) for code in feature_codes]
-    prefix = escape_code(per_call_block)
-    for pattern in [*extension_patterns, *outside_patterns]:
-        timeout = interdigit_timeout if is_open_ended(pattern) else 0
-        templates.append(DialTemplate(prefix + pattern, timeout))  # caller ID hidden for one call
+    prefixes = [escape_code(code) for code in ([per_call_block] if isinstance(per_call_block, str)
+                                               else per_call_block)]
+    for prefix in prefixes:
+        for pattern in [*extension_patterns, *outside_patterns]:
+            timeout = interdigit_timeout if is_open_ended(pattern) else 0
+            templates.append(DialTemplate(prefix + pattern, timeout))  # caller ID for one call
     templates += [DialTemplate(p, 0) for p in extension_patterns]
     templates += [DialTemplate(p, interdigit_timeout if is_open_ended(p) else 0) for p in outside_patterns]
-    templates.append(DialTemplate(prefix + "*", interdigit_timeout))  # *67 and any other number
+    for prefix in prefixes:
+        templates.append(DialTemplate(prefix + "*", interdigit_timeout))  # *67 and any other number
     templates.append(DialTemplate("*", interdigit_timeout))  # anything else, after the inter-digit timeout
     seen: set[str] = set()
     unique = []

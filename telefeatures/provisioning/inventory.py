@@ -18,6 +18,7 @@ import rtoml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from .credentials import LENGTH as DEFAULT_PASSWORD_LENGTH
+from .. import codes
 from .devices import (
     FEATURE_BLF_SPEED_DIAL,
     FEATURE_SERVICE_URI,
@@ -220,25 +221,45 @@ class _Strict(BaseModel):
 
 
 class FeatureCodes(_Strict):
+    """The site's feature codes (see telefeatures/codes.py, the one table the
+    Asterisk dialplan and the phones' dial plan are both generated from).
+    ``preset`` gives the defaults; any code set here wins."""
+
+    preset: Literal["default", "nanp"] = "default"
     call_return: FeatureCode = "*69"
     block_on: FeatureCode = "*81"
     block_off: FeatureCode = "*82"
     block_status: FeatureCode = "*83"
+    callblock_last: FeatureCode = "*60"
+    callblock_clear: FeatureCode = "*80"
+    anonreject_on: FeatureCode = "*77"
+    anonreject_off: FeatureCode = "*87"
     per_call_block: FeatureCode = "*67"
+    per_call_show: FeatureCode | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("preset") in codes.PRESETS:
+            return {**codes.preset_codes(data["preset"]), **data}
+        return data
 
     def simple_codes(self) -> list[tuple[str, str]]:
         """The codes dialled on their own, with what they do."""
-        return [
-            (self.call_return, "call return"),
-            (self.block_on, "caller-ID blocking on"),
-            (self.block_off, "caller-ID blocking off"),
-            (self.block_status, "caller-ID blocking status"),
-        ]
+        return [(getattr(self, code.field), code.what) for code in codes.FEATURE_CODES]
+
+    def per_call_prefixes(self) -> list[str]:
+        """The codes dialled in front of a number."""
+        return [code for code in (self.per_call_block, self.per_call_show) if code is not None]
+
+    def asterisk_context(self) -> str:
+        """The ``[tf-features]`` dialplan include for these codes."""
+        return codes.features_context(self.model_dump(exclude={"preset"}))
 
     @model_validator(mode="after")
     def _distinct(self) -> FeatureCodes:
-        codes = [code for code, _ in self.simple_codes()] + [self.per_call_block]
-        if len(set(codes)) != len(codes):
+        all_codes = [code for code, _ in self.simple_codes()] + self.per_call_prefixes()
+        if len(set(all_codes)) != len(all_codes):
             raise ValueError("feature codes must all be different")
         return self
 
@@ -453,7 +474,7 @@ class Site(PhoneSettings):
         rules = self.dial_rules
         return build_dial_templates(
             [code for code, _ in self.feature_codes.simple_codes()],
-            self.feature_codes.per_call_block,
+            self.feature_codes.per_call_prefixes(),
             rules.extension_match_patterns(),
             list(rules.outside_patterns),
             rules.interdigit_timeout,

@@ -205,3 +205,43 @@ def test_invalid_tf_extension_is_refused(asterisk, feature_server, redis_state):
     assert "route=cidblock/on ext=- status=ERROR reason=bad-extension" in sessions(feature_server, log_at)
     assert played(asterisk, offset, "sorry")
     assert redis_state.keys(f"{KEY_PREFIX}*") == []
+
+
+# ----------------------------------------------------------------------------- NANP preset
+
+
+def test_nanp_codes_written_by_provision_build(asterisk, feature_server, provider, sipp, redis_state, tmp_path):
+    """`provision build --codes` with the nanp preset: *82<number> shows the
+    caller ID for that call although blocking is on, *86 turns blocking off."""
+    from click.testing import CliRunner
+
+    from telefeatures.cli import cli
+    from tests.integration.e2e import OUTSIDE
+    from tests.unit.provisioning.conftest import SITE, phone_toml
+
+    inventory = tmp_path / "phones.toml"
+    inventory.write_text(SITE.replace("[site.dial_rules]", '[site.feature_codes]\npreset = "nanp"\n[site.dial_rules]')
+                         + phone_toml("0019E8F490AD", "7961", "A", [{"extension": "1000", "display_name": "Alice",
+                                                                      "password": "x" * 12}]))
+    (tmp_path / "tftp").mkdir()
+    codes = asterisk.run_dir / "etc" / "telefeatures" / "telefeatures-codes.conf"
+    shipped = codes.read_text()
+    result = CliRunner().invoke(cli, ["provision", "build", str(inventory), "--tftp-root", str(tmp_path / "tftp"),
+                                      "--codes", str(codes)])
+    assert result.exit_code == 0, result.output
+    assert "\\*82*" in (tmp_path / "tftp" / "dialplan.xml").read_text()  # the phones dial it too
+    asterisk.cli("dialplan reload")
+    try:
+        redis_state.set(key("1000", "cidblock"), "1")
+        before = len(provider.invites())
+        result = sipp.call("1000", "*82" + OUTSIDE, hold_ms=1000)
+        assert result.returncode == 0 and result.answered, result.output
+        invite = invites_after(provider, before)[0]
+        assert invite.request_uri.startswith(f"sip:{OUTSIDE}@"), invite.request_uri
+        assert_presented(invite, "1000", "Alice")
+
+        star(sipp, "1000", "*86")
+        assert redis_state.get(key("1000", "cidblock")) is None
+    finally:
+        codes.write_text(shipped)
+        asterisk.cli("dialplan reload")

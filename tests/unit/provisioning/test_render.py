@@ -176,7 +176,7 @@ def test_pjsip_matches_phone_files(inventory, passwords):
                 "type": "endpoint", "transport": "transport-udp", "context": "tf-phones", "disallow": "all",
                 "subscribe_context": "tf-hints", "allow": "ulaw", "auth": f"{ext}-auth", "aors": ext,
                 "callerid": f'"{line.findtext("displayName")}" <{ext}>', "send_pai": "yes",
-                "mailboxes": f"{ext}@default",
+                "mailboxes": f"{ext}@default", "set_var": f"__TF_EXTENSION={ext}",
             }
             assert by_type[(ext, "aor")] == {"type": "aor", "max_contacts": "1", "remove_existing": "yes"}
             auth = by_type[(f"{ext}-auth", "auth")]
