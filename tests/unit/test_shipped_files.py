@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = {
     "telefeatures/share/dialplan/telefeatures.conf": ROOT / "dialplan" / "telefeatures.conf",
     "telefeatures/share/dialplan/telefeatures-globals.conf": ROOT / "dialplan" / "telefeatures-globals.conf",
+    "telefeatures/share/dialplan/telefeatures-codes.conf": ROOT / "dialplan" / "telefeatures-codes.conf",
     "telefeatures/share/telefeatures.example.toml": ROOT / "contrib" / "telefeatures.example.toml",
     "telefeatures/share/inventory.example.toml": ROOT / "provisioning" / "inventory.example.toml",
     "telefeatures/share/systemd/telefeatures.service": ROOT / "contrib" / "systemd" / "telefeatures.service",
