@@ -398,7 +398,7 @@ class TftpServer:
         if peer.active >= self.policy.limits.per_peer_transfers:
             self._refuse(peer, addr, what, ERR_UNDEFINED, "too many transfers from your address", now)
             return
-        if len(self._active) >= self.max_transfers:
+        if len(self._active) >= self.max_transfers and not self._evict_silent():
             self._refuse(peer, addr, what, ERR_UNDEFINED, "server busy, try again", now)
             return
         binding = self.policy.binding
@@ -444,6 +444,16 @@ class TftpServer:
             transfer.packet = transfer.data_packet()
         self._send(transfer, now)
         self._schedule(transfer)
+
+    def _evict_silent(self) -> bool:
+        """All slots taken: end the oldest transfer whose first packet went
+        unanswered even after a resend (a request from a spoofed or vanished
+        address, most likely), so a real phone gets the slot."""
+        for transfer in self._active.values():  # oldest first
+            if transfer.block <= 1 and transfer.tries > 0:
+                self._finish(transfer, "never answered, ended to make room")
+                return True
+        return False
 
     # -- transfers ---------------------------------------------------------
 

@@ -345,3 +345,20 @@ async def test_a_refusal_alone_reaches_the_fetch_record(start, peers, root, tmp_
             break
         await asyncio.sleep(0.1)
     assert refused is not None and refused.refused.peer == "127.0.0.24" and refused.ok is None
+
+
+async def test_silent_transfers_from_many_addresses_make_room_for_a_phone(start, peers, root, caplog):
+    """Per-address limits do not stop requests from many (spoofed) addresses
+    filling every slot; a transfer whose first packet went unanswered even
+    after a resend gives its slot to a new request."""
+    caplog.set_level(logging.INFO, "telefeatures.tftp")
+    server = await start(max_transfers=4, timeout=0.3)
+    silent = [peers(f"127.0.0.{81 + n}") for n in range(4)]
+    for peer in silent:
+        peer.rrq(server.port, "big.bin")
+    phone = peers("127.0.0.90")
+    phone.rrq(server.port, "dialplan.xml")
+    assert error_of((await phone.recv())[0]) == (0, "server busy, try again")  # all four just started
+    await asyncio.sleep(0.5)  # each has sent its first block twice, unanswered
+    assert await phone.fetch(server.port, "dialplan.xml") == b"<DIALTEMPLATE/>\n"
+    assert any("127.0.0.81" in m and "never answered, ended to make room" in m for m in messages(caplog))
