@@ -33,8 +33,9 @@ def daemon_check(fmt: str, path: Path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("dhcp", [DHCP, DHCP.replace('range = ["10.20.0.100", "10.20.0.199"]\n', "")],
                          ids=["with-range", "reservations-only"])
 def test_generated_configuration_passes_the_daemons_own_check(fmt, dhcp, tmp_path):
+    # Labels with what these formats treat specially (;, {}, #, ') end up in comments, harmlessly.
     inventory = tmp_path / "phones.toml"
-    inventory.write_text(SITE + dhcp + "".join(phone(n, f"10.20.0.{10 + n}", f"P{n}") for n in range(1, 41))
+    inventory.write_text(SITE + dhcp + "".join(phone(n, f"10.20.0.{10 + n}", f"P{n};{{}}#'") for n in range(1, 41))
                          + phone(50, None))
     out = tmp_path / f"phones.{fmt}"
     made = subprocess.run([TELEFEATURES, "provision", "dhcp", str(inventory), "--format", fmt, "--output", str(out)],
