@@ -42,7 +42,7 @@ class PlannedFile:
     mode: int
     phone: Phone | None = None
     inputs: str = ""  # digest of what a phone file is rendered from (build cache)
-    reused: bool = False  # the file on disk, known current: not rendered, not rewritten
+    reused: bool = False  # the file on disk is known current: not rendered (data empty), not rewritten
 
 
 @dataclass
@@ -117,8 +117,8 @@ def plan_build(
     for i, phone in enumerate(inventory.phones):
         path = tftp_root / phone.config_name
         inputs = _phone_inputs(shared, phone, passwords)
-        if (reused := cache.reusable(path, inputs)) is not None:
-            planned[i] = PlannedFile(path, reused, TFTP_FILE_MODE, phone, inputs, reused=True)
+        if cache.reusable(path, inputs):
+            planned[i] = PlannedFile(path, b"", TFTP_FILE_MODE, phone, inputs, reused=True)
         else:
             to_render.append((i, path, inputs))
     results: dict[int, bytes | RenderError] = {}
@@ -272,7 +272,7 @@ def apply_plan(plan: BuildPlan) -> BuildReport:
     write_many_atomic([(planned.path, planned.data, planned.mode) for planned in writes])
     for planned in plan.files:
         if planned.inputs and not planned.reused:
-            plan.cache.record(planned.path, planned.inputs, planned.data)
+            plan.cache.record(planned.path, planned.inputs)
     plan.cache.save({planned.path.name for planned in plan.files if planned.inputs})
     wanted = {planned.path.name for planned in plan.files if planned.path.parent == plan.tftp_root}
     report.stale = sorted(

@@ -1,11 +1,11 @@
 """What the last build rendered, so the next renders only what changed.
 
 Per phone file: a digest of everything the file is made from (this code and
-its templates, the site, the phone, its passwords, the dial plan) and a
-digest of the bytes written. A rebuild reuses a file without rendering it
+its templates, the site, the phone, its passwords, the dial plan) and the
+size and modification time the file was written with. A rebuild reuses a file without rendering it
 when its inputs are the same and the file on disk is still exactly what was
 written (an edited or damaged file is rendered again). The cache holds no
-secrets (only SHA-256 digests) and lives beside the TFTP root, never in it;
+secrets (only SHA-256 digests of the inputs) and lives beside the TFTP root, never in it;
 losing it only costs time.
 """
 
@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from functools import cache
 from pathlib import Path
 
 from .files import read_if_exists, write_atomic
 
-FORMAT = 1
+FORMAT = 2
 CACHE_FILE_MODE = 0o600
 
 
@@ -41,7 +42,8 @@ def default_cache_path(tftp_root: Path) -> Path:
 class BuildCache:
     def __init__(self, path: Path | None, entries: dict[str, list[str]] | None = None):
         self.path = path
-        self.entries = entries or {}  # file name -> [input digest, sha256 of the bytes written]
+        # file name -> [input digest, size, mtime_ns] of the file as written
+        self.entries = entries or {}
 
     @classmethod
     def load(cls, path: Path | None) -> BuildCache:
@@ -56,18 +58,22 @@ class BuildCache:
             entries = {}  # missing or unreadable: everything is rendered, nothing is lost
         return cls(path, entries)
 
-    def reusable(self, path: Path, inputs: str) -> bytes | None:
-        """The file's current bytes if they are what ``inputs`` rendered last time."""
+    def reusable(self, path: Path, inputs: str) -> bool:
+        """True if the file is what ``inputs`` rendered last time: same inputs,
+        and the file still has the size and modification time it was written
+        with (an edited file is rendered again)."""
         entry = self.entries.get(path.name)
-        if not entry or entry[0] != inputs:
-            return None
-        data = read_if_exists(path)
-        if data is None or hashlib.sha256(data).hexdigest() != entry[1]:
-            return None
-        return data
+        if not entry or entry[0] != inputs or len(entry) != 3:
+            return False
+        try:
+            info = os.stat(path)
+        except OSError:
+            return False
+        return [info.st_size, info.st_mtime_ns] == entry[1:]
 
-    def record(self, path: Path, inputs: str, data: bytes) -> None:
-        self.entries[path.name] = [inputs, hashlib.sha256(data).hexdigest()]
+    def record(self, path: Path, inputs: str) -> None:
+        info = os.stat(path)
+        self.entries[path.name] = [inputs, info.st_size, info.st_mtime_ns]
 
     def save(self, keep: set[str]) -> None:
         """Write the entries of the files in ``keep`` (the others left the inventory)."""

@@ -6,6 +6,7 @@ every value) -> rule checks -> consistent serialization.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,10 +46,13 @@ class RenderError(Exception):
         return [f"{prefix}{self.what}: {p}" for p in self.problems]
 
 
+_CONF_BREAK = re.compile("[\r\n\0]")
+
+
 def conf_value(value: Any) -> str:
     """A value as Asterisk's config parser reads it back unchanged."""
     text = str(value)
-    if any(char in text for char in "\r\n\0"):
+    if _CONF_BREAK.search(text):
         raise ValueError(f"line break or NUL in a pjsip.conf value: {text!r}")
     if text != text.strip():
         raise ValueError(f"leading/trailing blanks would be stripped from a pjsip.conf value: {text!r}")

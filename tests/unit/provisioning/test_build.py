@@ -247,7 +247,7 @@ def test_build_cache_renders_only_what_changed_and_repairs_edited_files(site, wr
     cache.write_text("{not json")
     result = build(site, inventory, "--templates", str(templates))
     assert result.exit_code == 0 and "0 added, 0 changed" in result.output, result.output
-    assert json.loads(cache.read_text())["format"] == 1
+    assert json.loads(cache.read_text())["format"] == 2
 
 
 def test_dial_templates_are_worked_out_once_per_build(site, write_inventory, monkeypatch):
