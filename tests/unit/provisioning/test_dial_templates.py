@@ -4,6 +4,8 @@ plan in ../shared/cisco-corpus/ and on each documented construct."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from telefeatures.provisioning.dial_templates import (
@@ -14,7 +16,10 @@ from telefeatures.provisioning.dial_templates import (
     literal_count,
     pattern_problem,
 )
+from telefeatures.provisioning.inventory import parse_inventory
 from tests.support.corpus import corpus_files
+
+from .conftest import SITE, phone_toml
 
 # The corpus dial plans that use constructs no documentation describes
 # (Asterisk/CUCM-style X and [2-9] ranges). Every other one must pass.
@@ -113,3 +118,34 @@ def test_phone_grammar_matching():
     templates = build_dial_templates(["*69"], "*67", ["1..."], ["9.......", "9011*"], 5)
     assert [dial_delay(n, templates) for n in ("1001", "*69", "95551234", "*6795551234")] == [None] * 4
     assert dial_delay("90114420", templates) == "the longer match '9011*' wins over '9.......' and waits 5 s"
+
+
+# --- the templates an inventory's site gives ---
+
+
+def test_outside_pattern_with_more_exact_keys_keeps_extension_pattern_from_firing():
+    # "9......." (one exact key) must not fire on a 4-digit prefix matched by "...." (none):
+    # the phone waits for the longer, more specific template.
+    site = SITE.replace('extension_patterns = ["1..."]', "extension_length = 4")
+    inventory = parse_inventory(site + phone_toml("0019E8F490AD", lines=[{"extension": "1001",
+                                                                          "display_name": "A"}]))
+    from telefeatures.provisioning.dial_templates import cut_short
+
+    templates = inventory.site.dial_templates()
+    assert cut_short("95551234", templates) is None
+    assert cut_short("1001", templates) is None
+    assert cut_short("99115", templates) == ("9911", "9911")
+
+
+def test_an_extension_is_not_cut_short_while_a_longer_template_may_still_match():
+    """'55' is complete, but '551.' names as many exact keys and could still
+    match: the phone waits, so extension 5500 dials whole."""
+    from telefeatures.provisioning.dial_templates import cut_short, dial_delay
+
+    site = SITE.replace('extension_patterns = ["1..."]', 'extension_patterns = ["5..."]')
+    site = re.sub(r"outside_patterns = \[[^]]*\]", 'outside_patterns = ["55", "551."]', site)
+    inventory = parse_inventory(site + phone_toml("0019E8F490AD", lines=[{"extension": "5500",
+                                                                          "display_name": "A"}]))
+    templates = inventory.site.dial_templates()
+    assert dial_delay("55", templates) is not None
+    assert cut_short("5500", templates) is None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import zoneinfo
 
 import pytest
@@ -200,34 +199,6 @@ def test_extension_the_dial_plan_would_cut_short():
     [error] = errors_of(SITE + phone_toml("0019E8F490AD", lines=[{"extension": "10001", "display_name": "A"}]))
     assert error.startswith("phone #1 (mac 00:19:e8:f4:90:ad), line #1 (extension 10001), extension: cannot be "
                             "dialled, the dial plan sends '1000' as soon as it is complete (template '1...')")
-
-
-def test_outside_pattern_with_more_exact_keys_keeps_extension_pattern_from_firing():
-    # "9......." (one exact key) must not fire on a 4-digit prefix matched by "...." (none):
-    # the phone waits for the longer, more specific template.
-    site = SITE.replace('extension_patterns = ["1..."]', "extension_length = 4")
-    inventory = parse_inventory(site + phone_toml("0019E8F490AD", lines=[{"extension": "1001",
-                                                                          "display_name": "A"}]))
-    from telefeatures.provisioning.dial_templates import cut_short
-
-    templates = inventory.site.dial_templates()
-    assert cut_short("95551234", templates) is None
-    assert cut_short("1001", templates) is None
-    assert cut_short("99115", templates) == ("9911", "9911")
-
-
-def test_an_extension_is_not_cut_short_while_a_longer_template_may_still_match():
-    """'55' is complete, but '551.' names as many exact keys and could still
-    match: the phone waits, so extension 5500 dials whole."""
-    from telefeatures.provisioning.dial_templates import cut_short, dial_delay
-
-    site = SITE.replace('extension_patterns = ["1..."]', 'extension_patterns = ["5..."]')
-    site = re.sub(r"outside_patterns = \[[^]]*\]", 'outside_patterns = ["55", "551."]', site)
-    inventory = parse_inventory(site + phone_toml("0019E8F490AD", lines=[{"extension": "5500",
-                                                                          "display_name": "A"}]))
-    templates = inventory.site.dial_templates()
-    assert dial_delay("55", templates) is not None
-    assert cut_short("5500", templates) is None
 
 
 def test_feature_codes_validated_and_distinct():
