@@ -134,8 +134,8 @@ async def run_session(connection: ClassicConnection, route: str, request: AgiReq
     channel = AgiChannel(request, connection)
     try:
         result = await handler.handle(channel, session)
-        log.info("route=%s ext=%s status=%s reason=%s (classic)", route, session.extension or "-",
-                 result.status, result.reason or "-")
+        log.info("route=%s ext=%s status=%s reason=%s tenant=%s (classic)", route, session.extension or "-",
+                 result.status, result.reason or "-", session.tenant or "-")
     except ChannelHungUp:
         log.info("route=%s status=HANGUP (classic)", route)
     except CommandRejected as exc:

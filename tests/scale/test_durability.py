@@ -24,7 +24,7 @@ from tests.support.ports import free_port
 from tests.support.redis_topologies import Node, SentinelSet
 
 
-async def test_aof_everysec_keeps_every_acknowledged_write_across_kill_9(tmp_path):
+async def test_aof_everysec_keeps_every_acknowledged_write_across_kill_9(tmp_path, figures):
     port = free_port()
     lines = ['save ""', "appendonly yes", "appendfsync everysec"]
     node = Node(tmp_path / "redis", port, lines).start()
@@ -37,7 +37,7 @@ async def test_aof_everysec_keeps_every_acknowledged_write_across_kill_9(tmp_pat
         node.kill()
         node = Node(tmp_path / "redis", port, lines).start()
         lost = [ext for ext in acked if not await backend.repository.is_blocked(ext)]
-        print(f"\n[aof everysec] acknowledged={len(acked)} lost after kill -9 and restart={len(lost)}")
+        figures(f"[aof everysec] acknowledged={len(acked)} lost after kill -9 and restart={len(lost)}")
         assert lost == []
     finally:
         await backend.close()
@@ -52,7 +52,7 @@ def guarded_sentinel_set(tmp_path):
     topology.stop()
 
 
-async def test_min_replicas_to_write_refuses_writes_no_replica_has(guarded_sentinel_set, tmp_path):
+async def test_min_replicas_to_write_refuses_writes_no_replica_has(guarded_sentinel_set, tmp_path, figures):
     topology = guarded_sentinel_set
     backend = StateBackend.open(topology.url, tmp_path)
     repo = backend.repository
@@ -70,7 +70,7 @@ async def test_min_replicas_to_write_refuses_writes_no_replica_has(guarded_senti
                 refused = str(exc)
                 break
             await asyncio.sleep(0.2)
-        print(f"\n[min-replicas-to-write] write without replicas refused: {refused}")
+        figures(f"[min-replicas-to-write] write without replicas refused: {refused}")
         assert refused is not None and "NOREPLICAS" in refused
         assert await repo.is_blocked("1000")  # reads go on: outbound calls keep their presentation
         for replica in replicas:

@@ -77,7 +77,8 @@ async def run_failover(server: FeatureServer, kill, *, before: float = 1.5, afte
     return load, killed_at
 
 
-def judge(name: str, load: Load, killed_at: float, state: dict[str, bool], affected=lambda ext: True) -> None:
+def judge(figures, name: str, load: Load, killed_at: float, state: dict[str, bool],
+          affected=lambda ext: True) -> None:
     """Assert the figures (and print them) for one topology's failover;
     ``affected``: the extensions whose keys the killed master held."""
     resumed = load.write_resumed_after(killed_at, affected)
@@ -88,7 +89,7 @@ def judge(name: str, load: Load, killed_at: float, state: dict[str, bool], affec
     unanswered = [r for r in load.records if r.status == ""]
     expected = load.expected_state()
     lost = {ext: want for ext, want in expected.items() if state.get(ext, False) != want}
-    print(f"\n[{name}] calls={len(load.records)} during-outage(affected)={len(during)} "
+    figures(f"[{name}] calls={len(load.records)} during-outage(affected)={len(during)} "
           f"writes-resumed-after={resumed:.2f}s (limit {DOWN_AFTER_MS / 1000 + 2:.1f}s) "
           f"slowest-call={slowest * 1000:.0f}ms (limit {2 * REDIS_TIMEOUT * 1000:.0f}ms) "
           f"outbound-with-privacy-default={len(outbound_errors)} hung={load.hung} unanswered={len(unanswered)} "
@@ -107,7 +108,7 @@ def read_state(client: redis.Redis, extensions) -> dict[str, bool]:
     return {ext: client.get(KEYS.cidblock(ext)) is not None for ext in extensions}
 
 
-async def test_sentinel_master_killed_under_load(tmp_path, sentinel_set):
+async def test_sentinel_master_killed_under_load(tmp_path, sentinel_set, figures):
     server = serve(tmp_path, sentinel_set.url)
     try:
         old = sentinel_set.master()
@@ -116,14 +117,14 @@ async def test_sentinel_master_killed_under_load(tmp_path, sentinel_set):
         assert new is not old
         with new.client() as client:
             state = read_state(client, load.writes)
-        judge("sentinel", load, killed_at, state)
+        judge(figures, "sentinel", load, killed_at, state)
         # nothing still open on the server: every session ended
         assert active_sessions(server) == 0
     finally:
         server.stop()
 
 
-async def test_cluster_master_killed_under_load(tmp_path, cluster_set):
+async def test_cluster_master_killed_under_load(tmp_path, cluster_set, figures):
     server = serve(tmp_path, cluster_set.url)
     try:
         # the master serving the first worker's extensions (and a third of the slots)
@@ -142,7 +143,7 @@ async def test_cluster_master_killed_under_load(tmp_path, cluster_set):
             state = read_state(client, load.writes)
         finally:
             client.close()
-        judge("cluster", load, killed_at, state, affected)
+        judge(figures, "cluster", load, killed_at, state, affected)
         assert active_sessions(server) == 0
     finally:
         server.stop()

@@ -228,6 +228,7 @@ async def test_tenant_from_the_route_argument(redis_url, redis_sync):
     result, code, err = await run_classic("cidblock/on?tenant=acme", ["1000"], redis_url=redis_url)
     assert code == 0 and result.variables == {"TF_STATUS": "OK"}, err
     assert redis_sync.get(TF_KEYS.cidblock("1000", "acme")) == "1"
+    assert "route=cidblock/on ext=1000 status=OK reason=- tenant=acme (classic)" in err
     assert redis_sync.get(TF_KEYS.cidblock("1000")) is None
     result, code, _ = await run_classic("outbound?tenant=", ["1000", "5551234567"], redis_url=redis_url)
     assert code == 0 and result.variables["CALLERID(pres)"] == "allowed"  # empty: no tenant
