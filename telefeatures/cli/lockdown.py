@@ -70,7 +70,7 @@ def rotate_passwords(inventory: Path, tftp_root: Path, pjsip_path: Path, macs: t
     if not rotated:
         raise click.ClickException("no generated password to rotate among the chosen phones")
     report = _build_files(inventory, inv, tftp_root, pjsip_path, templates, credentials)
-    _print_report(report, secrets_path, verbose)
+    _print_report(report, secrets_path, verbose, reloading=True)
     click.echo(f"rotated  {rotated} password(s) on {len(told)} phone(s)")
     if not _run_notify(settings, told, event, reload_pjsip=True):
         click.echo("Asterisk may still accept the old passwords: reload res_pjsip.so and re-sync the phones "

@@ -259,7 +259,8 @@ def _build_files(inventory: Path, inv: Inventory, tftp_root: Path, pjsip_path: P
         _fail(exc.errors, f"{inventory}: {len(exc.errors)} error(s), nothing written:")
 
 
-def _print_report(report: BuildReport, secrets_path: Path, verbose: bool) -> None:
+def _print_report(report: BuildReport, secrets_path: Path, verbose: bool, reloading: bool = False) -> None:
+    """What a build wrote; ``reloading``: the caller reloads res_pjsip itself."""
     def listing(title: str, paths: list[Path]) -> None:
         shown = paths if verbose else paths[:LIST_AT_MOST]
         for path in shown:
@@ -274,7 +275,7 @@ def _print_report(report: BuildReport, secrets_path: Path, verbose: bool) -> Non
         click.echo(f"secrets  {secrets_path} (new generated passwords saved)")
     click.echo(f"{len(report.added)} added, {len(report.changed)} changed, {len(report.unchanged)} unchanged, "
                f"{len(report.stale)} stale (phone files no longer in the inventory; not deleted)")
-    if report.pjsip_changed:
+    if report.pjsip_changed and not reloading:
         click.echo("PJSIP include changed: reload it in Asterisk (module reload res_pjsip.so)")
     if report.hints_changed:
         click.echo("hints include changed: reload the dialplan in Asterisk (dialplan reload)")

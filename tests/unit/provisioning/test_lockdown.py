@@ -82,6 +82,7 @@ def test_rotate_passwords_rewrites_files_reloads_then_tells_only_the_chosen_phon
     assert kinds == ["Reload", "PJSIPShowContacts", "PJSIPNotify"]  # reload first; only registered phones told
     assert dict(ami.actions_named("PJSIPNotify")[0])["Endpoint"] == "1002"
     assert "rotated  1 password(s) on 1 phone(s)" in result.output
+    assert "reload it in Asterisk" not in result.output  # it reloads Asterisk itself
 
 
 def test_rotate_leaves_inventory_passwords_alone_and_fails_when_asterisk_is_not_reloaded(tmp_path):
