@@ -281,6 +281,7 @@ class CpuMeter:
             (self.cgroup / "cgroup.procs").write_text(str(os.getpid()))
 
     def proc_seconds(self) -> float:
+        """utime+stime of the process and its reaped children (fields 14-17 of /proc/PID/stat)."""
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
@@ -291,8 +292,7 @@ class CpuMeter:
             for line in (self.cgroup / "cpu.stat").read_text().splitlines():
                 if line.startswith("usage_usec"):
                     return int(line.split()[1]) / 1e6
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        return self.proc_seconds()
 
     def remove(self) -> None:
         if self.cgroup is not None:
@@ -370,8 +370,6 @@ def run_row(server: Server, kind: str, phones: int, options: dict[str, str], fil
     for proc in procs:
         proc.join()
     cpu = server.meter.seconds() - cpu_before
-    if os.environ.get("TFTP_BENCH_DEBUG"):
-        print("# proc seconds", server.name, server.meter.proc_seconds(), file=sys.stderr)
     total: dict = {"latencies": [], "error_messages": {}}
     for result in results:
         for key, value in result.items():
