@@ -280,3 +280,75 @@ def test_the_build_step_itself_refuses_secrets_or_pjsip_inside_the_tftp_root(sit
             apply_plan(plan)
         assert any(problem in error for error in info.value.errors), info.value.errors
     assert snapshot(site) == before
+
+
+def test_large_build_shows_progress_on_a_terminal_only(tmp_path):
+    """A big build draws a progress bar when stderr is a terminal (and its
+    phones render in worker processes); piped, it prints only the summary."""
+    import pty
+    import subprocess
+    import sys
+
+    from .conftest import fleet_toml
+
+    inventory = tmp_path / "phones.toml"
+    inventory.write_text(fleet_toml(600))
+    telefeatures = Path(sys.executable).with_name("telefeatures")
+    outputs = []
+    for name in ("tty", "pipe"):
+        root = tmp_path / f"tftp-{name}"
+        root.mkdir()
+        leader, follower = pty.openpty()
+        stderr = follower if name == "tty" else subprocess.PIPE
+        proc = subprocess.run([str(telefeatures), "provision", "build", str(inventory), "--tftp-root", str(root)],
+                              stdout=subprocess.PIPE, stderr=stderr, timeout=120)
+        os.close(follower)
+        seen = b""
+        if name == "tty":
+            os.set_blocking(leader, False)
+            try:
+                while chunk := os.read(leader, 65536):
+                    seen += chunk
+            except (BlockingIOError, OSError):
+                pass
+        else:
+            seen = proc.stderr
+        os.close(leader)
+        assert proc.returncode == 0, proc.stdout + seen
+        assert b"602 added" in proc.stdout  # 600 phones, dialplan.xml, XMLDefault.cnf.xml
+        assert len(list(root.glob("SEP*.cnf.xml"))) == 600
+        outputs.append(seen)
+    assert b"rendering" in outputs[0] and b"100%" in outputs[0], outputs[0][-500:]
+    assert b"rendering" not in outputs[1]
+
+
+def test_parallel_rendering_gives_the_same_files_and_errors(tmp_path, monkeypatch):
+    from telefeatures.provisioning import build as build_module
+    from telefeatures.provisioning.build import BuildError, plan_build
+    from telefeatures.provisioning.credentials import CredentialStore
+    from telefeatures.provisioning.inventory import parse_inventory
+    from telefeatures.provisioning.render import ConfigRenderer
+
+    from .conftest import fleet_toml
+
+    inventory = parse_inventory(fleet_toml(40))
+    passwords = CredentialStore(tmp_path / "s.json", {str(1000 + n): f"password-{n:03d}" for n in range(40)})
+    monkeypatch.setattr(build_module, "PARALLEL_FROM", 10**6)
+    serial = plan_build(inventory, tmp_path, ConfigRenderer(), passwords)
+    monkeypatch.setattr(build_module, "PARALLEL_FROM", 1)
+    monkeypatch.setattr(build_module, "CHUNK", 7)
+    parallel = plan_build(inventory, tmp_path, ConfigRenderer(), passwords)
+    assert [(f.path, f.data) for f in parallel.files] == [(f.path, f.data) for f in serial.files]
+    # A template that breaks for some phones: the errors come back from the workers, naming them.
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "SEP.cnf.xml.j2").write_text(
+        (Path(__file__).parents[3] / "telefeatures/provisioning/templates/SEP.cnf.xml.j2").read_text()
+        .replace("<phoneLabel>{{ phone.label }}</phoneLabel>",
+                 "<phoneLabel>{{ phone.label }}{% if phone.label.endswith('7') %}-far-too-long{% endif %}"
+                 "</phoneLabel>"))
+    with pytest.raises(BuildError) as info:
+        plan_build(inventory, tmp_path, ConfigRenderer(templates), passwords)
+    assert len(info.value.errors) == 4  # P7, P17, P27, P37
+    assert info.value.errors[0].startswith("phone #8 (mac 00:19:e8:00:00:07, label P7): SEP0019E8000007.cnf.xml: "
+                                           "phoneLabel 'P7-far-too-long'")
