@@ -232,7 +232,19 @@ class BoundedClient:
     async def hgetall(self, name):
         return await self._bounded(self._full.hgetall(name))
 
+    async def zscore(self, name, value):
+        return await self._bounded(self._full.zscore(name, value))
+
     # administrative: no deadline beyond the client's own timeouts
+
+    async def hget(self, name: str, key: str):
+        return await self._full.hget(name, key)
+
+    async def zrange(self, name: str, start: int, end: int, withscores: bool = False) -> list:
+        return await self._full.zrange(name, start, end, withscores=withscores)
+
+    async def zrem(self, name: str, *values: str) -> int:
+        return await self._full.zrem(name, *values)
 
     def pipeline(self, transaction: bool = True):
         return self._full.pipeline(transaction=transaction)

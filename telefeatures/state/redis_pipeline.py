@@ -46,6 +46,8 @@ class RedisCommands(Protocol):
 
     async def hget(self, name: str, key: str) -> Any: ...
 
+    async def zscore(self, name: str, value: str) -> Any: ...
+
     async def zrange(self, name: str, start: int, end: int, withscores: bool = False) -> list: ...
 
     async def zrem(self, name: str, *values: str) -> int: ...
@@ -306,6 +308,9 @@ class PipelinedRedis:
     async def hgetall(self, name):
         flat = await self.execute("HGETALL", name)
         return dict(zip(flat[::2], flat[1::2], strict=True))
+
+    async def zscore(self, name, value):
+        return await self.execute("ZSCORE", name, value)
 
     # not pipelined: administrative, or a transaction of several commands
 

@@ -3,6 +3,7 @@ the reject list, anonymous call rejection and the last refused call."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -198,12 +199,13 @@ class StateRepository:
                 await self.redis.delete(key)
 
     async def screening(self, extension: str, number: str, tenant: str | None = None) -> Screening:
-        """Anonymous rejection on? ``number`` on the reject list? One round trip."""
+        """Anonymous rejection on? ``number`` on the reject list? Both sent at
+        once (one round trip on the pipelined connection), each bounded like
+        every call-path command."""
         with _redis_errors():
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.get(self.keys.anon_reject(extension, tenant))
-                pipe.zscore(self.keys.reject_list(extension, tenant), number or "-")
-                anon, score = await pipe.execute()
+            anon, score = await asyncio.gather(
+                self.redis.get(self.keys.anon_reject(extension, tenant)),
+                self.redis.zscore(self.keys.reject_list(extension, tenant), number or "-"))
         return Screening(anon is not None, bool(number) and score is not None)
 
     async def add_rejected_number(self, extension: str, number: str, when: float, limit: int,

@@ -14,7 +14,7 @@ from redis.crc import key_slot
 from telefeatures.state.backend import BoundedClient, StateBackend
 from telefeatures.state.migrate import migrate_keys
 from telefeatures.state.redis_pipeline import PipelinedRedis
-from telefeatures.state.repository import CallerRecord, StateUnavailable
+from telefeatures.state.repository import CallerRecord, RejectedCall, StateUnavailable
 from telefeatures.state.schema import KeySchema
 from tests.scale.failover import Load
 from tests.support.redis_topologies import SERVICE, ClusterSet, SentinelSet
@@ -50,9 +50,22 @@ async def exercise(backend: StateBackend) -> None:
         snap = await repo.snapshot("100", tenant)  # a MULTI over one hash tag: one slot
         assert (snap.cidblock, snap.last_caller) == (True, REC)
         assert "100" in await repo.extensions(tenant)
+        # reject list, anonymous rejection, last refused call: the same slot
+        await repo.set_anon_reject("100", True, tenant)
+        assert await repo.add_rejected_number("100", "5551234567", 1.0, 5, tenant)
+        await repo.record_rejected("100", RejectedCall("5551234567", "", 0, 2.0, "blocked-caller"), tenant)
+        screening = await repo.screening("100", "5551234567", tenant)
+        assert screening.listed and screening.anon_reject
+        snap = await repo.snapshot("100", tenant)
+        assert snap.anon_reject and snap.reject_list == (("5551234567", 1.0),)
+        assert snap.last_rejected.reason == "blocked-caller"
+        assert await repo.reject_list("100", tenant) == [("5551234567", 1.0)]
+        assert await repo.remove_rejected_number("100", "5551234567", tenant)
+        assert await repo.clear_reject_list("100", tenant) == 0
+        await repo.set_anon_reject("100", False, tenant)
         await repo.set_blocked("100", False, tenant)
         assert not await repo.is_blocked("100", tenant)
-        assert await repo.clear("100", tenant) == 1
+        assert await repo.clear("100", tenant) == 2
     assert await backend.ping()
 
 
