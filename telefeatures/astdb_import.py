@@ -85,10 +85,8 @@ def plan_import(
             plan.skipped.append((key, value, "invalid extension"))
             continue
         if family == block_family:
-            on = _on_off(value)
-            if on is None:
-                plan.skipped.append((key, value, "not an on/off value"))
-            else:
+            on = _on_off(plan, key, value)
+            if on is not None:
                 plan.blocks[ext] = (key, on)
         else:
             record = classify_caller(value.strip(), "", "0", numbers, now=recorded_at)
@@ -99,9 +97,13 @@ def plan_import(
     return plan
 
 
-def _on_off(value: str) -> bool | None:
+def _on_off(plan: ImportPlan, key: str, value: str) -> bool | None:
+    """An AstDB on/off value; None (and reported as skipped) when it is neither."""
     v = value.strip().lower()
-    return True if v in TRUE_VALUES else False if v in FALSE_VALUES else None
+    if v in TRUE_VALUES or v in FALSE_VALUES:
+        return v in TRUE_VALUES
+    plan.skipped.append((key, value, "not an on/off value"))
+    return None
 
 
 def _plan_blacklist(plan: ImportPlan, key: str, value: str, rest: list[str], numbers: NumberRules,
@@ -117,10 +119,8 @@ def _plan_blacklist(plan: ImportPlan, key: str, value: str, rest: list[str], num
         plan.skipped.append((key, value, "invalid extension"))
         return
     if item == BLACKLIST_ANONYMOUS:
-        on = _on_off(value)
-        if on is None:
-            plan.skipped.append((key, value, "not an on/off value"))
-        else:
+        on = _on_off(plan, key, value)
+        if on is not None:
             for ext in targets:
                 plan.anon_reject[ext] = (key, on)
         return
