@@ -17,6 +17,7 @@ def test_example_settings_load_and_document_the_real_defaults():
     assert [str(n) for n in example.allow_peers] == ["127.0.0.1/32"]
     assert example.features == defaults.features
     assert example.metrics == defaults.metrics
+    assert example.tftp == defaults.tftp
     for name in ("host", "port", "key_prefix", "redis_timeout", "redis_pipelining", "max_sessions", "header_timeout",
                  "session_timeout", "shutdown_grace", "event_loop", "log_format", "log_level"):
         assert getattr(example, name) == getattr(defaults, name), name
