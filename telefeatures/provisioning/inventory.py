@@ -186,6 +186,14 @@ def _ssh_password(value: str) -> str:
     return value
 
 
+def _phone_password(value: str) -> str:
+    # The settings-menu unlock code, typed on the keypad: real ones are short (cisco, 1234).
+    _printable_ascii(value, "phone password")
+    if " " in value:
+        raise ValueError("spaces are not allowed in the phone password")
+    return _limit(value, 31, "phone password")
+
+
 def _vendor_value(value: str | int | bool) -> str | int | bool:
     if isinstance(value, str):
         _printable_ascii(value, "vendorConfig value")
@@ -357,7 +365,7 @@ class PhoneSettings(_Strict):
     user_locale_win_charset: Literal["iso-8859-1", "utf-8"] = "iso-8859-1"
     network_locale: Annotated[str, _pattern(_LOCALE_NAME, "a locale name such as United_States")] | None = None
     # commonProfile
-    phone_password: Annotated[str, AfterValidator(_ssh_password)] | None = None
+    phone_password: Annotated[str, AfterValidator(_phone_password)] | None = None
     background_image_access: bool = True
     call_log_blf_enabled: Annotated[int, Field(ge=0, le=3)] = 2
     # Phone's own services: web server and SSH daemon stay off unless asked for

@@ -87,7 +87,7 @@ MAPPING = [
     ("user_locale", '"German_Germany"', "userLocale/name", "German_Germany", None),
     ("user_locale_lang_code", '"de_DE"', "userLocale/langCode", "de_DE", None),
     ("network_locale", '"Germany"', "networkLocale", "Germany", None),
-    ("phone_password", '"settings-pw"', "commonProfile/phonePassword", "settings-pw", ""),
+    ("phone_password", '"1234"', "commonProfile/phonePassword", "1234", ""),
     ("background_image_access", "false", "commonProfile/backgroundImageAccess", "false", "true"),
     ("call_log_blf_enabled", "1", "commonProfile/callLogBlfEnabled", "1", "2"),
     ("phone_web_access", "true", "vendorConfig/webAccess", "0", "1"),
