@@ -88,9 +88,17 @@ class PhoneBinding:
         self.path = os.fspath(path)
         self.phones: dict[str, str | None] = {}
         self.networks: list[str] = []
+        # Who may ask at all when no allow list is given: loopback, the phones'
+        # networks (site.phone_networks or the [dhcp] subnet) and their addresses.
+        self.allowed_networks: list[IPNetwork] = []
         self._stamp: tuple | None = None
         self._checked = float("-inf")
         self.reload(0.0)
+
+    def refresh(self, now: float) -> None:
+        """Look at the inventory file again if RECHECK seconds have passed."""
+        if now - self._checked >= self.RECHECK:
+            self.reload(now)
 
     def reload(self, now: float) -> None:
         """Read the inventory if it changed; a broken edit keeps the last good one."""
@@ -117,6 +125,9 @@ class PhoneBinding:
         self.phones = {phone.mac: (str(ip) if (ip := getattr(phone, "ip", None)) else None)
                        for phone in inventory.phones}
         self.networks = [str(net) for net in inventory.phone_networks()]
+        self.allowed_networks = [ipaddress.ip_network(net) for net in
+                                 ("127.0.0.0/8", "::1/128", *self.networks,
+                                  *(f"{ip}/32" for ip in self.phones.values() if ip))]
         if self._stamp is not None:
             log.info("inventory %s reloaded: %d phones, %d bound to an address", self.path, len(self.phones),
                      sum(1 for ip in self.phones.values() if ip))
@@ -127,8 +138,7 @@ class PhoneBinding:
         match = PHONE_CONFIG.match(name.rpartition("/")[2])  # in a subdirectory too
         if match is None:
             return True
-        if now - self._checked >= self.RECHECK:
-            self.reload(now)
+        self.refresh(now)
         mac = match.group(1)
         if mac not in self.phones:
             return False  # a stale file of a phone no longer in the inventory
@@ -138,20 +148,27 @@ class PhoneBinding:
 
 class PeerPolicy:
     def __init__(self, limits: Limits | None = None, allow: Iterable[IPNetwork] | None = None,
-                 binding: PhoneBinding | None = None):
+                 binding: PhoneBinding | None = None, allow_from_inventory: bool = False):
+        """``allow`` None: anyone, or with ``allow_from_inventory`` the binding's
+        ``allowed_networks``, which follow the inventory as it changes."""
         self.limits = limits or Limits()
         self.allow = [ipaddress.ip_network(net) for net in allow] if allow else None
         self.binding = binding
+        self.allow_from_inventory = allow_from_inventory and binding is not None
         self.peers: dict[str, Peer] = {}
         self._denied_logged: dict[str, float] = {}
 
     def allowed(self, address: str, now: float) -> bool:
-        if self.allow is None:
+        networks = self.allow
+        if networks is None and self.allow_from_inventory:
+            self.binding.refresh(now)
+            networks = self.binding.allowed_networks
+        if networks is None:
             return True
         ip = ipaddress.ip_address(address.partition("%")[0])
         if ip.version == 6 and ip.ipv4_mapped:
             ip = ip.ipv4_mapped
-        if any(ip in net for net in self.allow):
+        if any(ip in net for net in networks):
             return True
         last = self._denied_logged.get(address)
         if last is None or now - last >= LOG_INTERVAL * 60:

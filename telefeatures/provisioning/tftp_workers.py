@@ -67,10 +67,7 @@ def build_policy(settings, inventory_path: str | None) -> PeerPolicy:
                     enumeration_limit=settings.enumeration_limit, enumeration_window=settings.enumeration_window,
                     enumeration_block=settings.enumeration_block)
     binding = PhoneBinding(inventory_path) if inventory_path else None
-    allow = list(settings.allow)
-    if not allow and binding is not None:
-        allow = ["127.0.0.0/8", "::1/128", *binding.networks, *(f"{ip}/32" for ip in binding.phones.values() if ip)]
-    return PeerPolicy(limits, allow or None, binding)
+    return PeerPolicy(limits, list(settings.allow) or None, binding, allow_from_inventory=True)
 
 
 def serve(settings, root: str, host: str, port: int, state_dir: Path | None,
@@ -79,7 +76,7 @@ def serve(settings, root: str, host: str, port: int, state_dir: Path | None,
     workers = settings.workers or min(len(os.sched_getaffinity(0)), MAX_AUTO_WORKERS)
     inventory = os.fspath(settings.inventory) if settings.inventory else None
     policy = build_policy(settings, inventory)  # fails here, before forking, on a bad inventory
-    if policy.allow is None and not (host.startswith("127.") or host in ("::1", "localhost")):
+    if policy.allow is None and not policy.allow_from_inventory and not (host.startswith("127.") or host in ("::1", "localhost")):
         log.warning("serving anyone who can reach %s: use --allow CIDR (or --inventory) to choose who", host)
 
     def server(sock: socket.socket, worker: int) -> TftpServer:

@@ -104,7 +104,8 @@ async def start(root, tmp_path):
     servers: list[TftpServer] = []
 
     async def start(**kwargs) -> TftpServer:
-        policy = PeerPolicy(kwargs.pop("limits", Limits()), kwargs.pop("allow", None), kwargs.pop("binding", None))
+        policy = PeerPolicy(kwargs.pop("limits", Limits()), kwargs.pop("allow", None), kwargs.pop("binding", None),
+                            kwargs.pop("allow_from_inventory", False))
         server = TftpServer(root, "127.0.0.1", 0, policy=policy, **{"timeout": 0.5, "retries": 2, **kwargs})
         await server.start()
         servers.append(server)
@@ -362,3 +363,22 @@ async def test_silent_transfers_from_many_addresses_make_room_for_a_phone(start,
     await asyncio.sleep(0.5)  # each has sent its first block twice, unanswered
     assert await phone.fetch(server.port, "dialplan.xml") == b"<DIALTEMPLATE/>\n"
     assert any("127.0.0.81" in m and "never answered, ended to make room" in m for m in messages(caplog))
+
+
+def test_without_allow_the_inventory_says_who_may_ask(write_inventory, monkeypatch, caplog):
+    """No --allow with --inventory: loopback, the phones' networks and their
+    addresses; a phone added to the inventory is let in without a restart.
+    (The policy alone: the addresses involved are not loopback ones.)"""
+    caplog.set_level(logging.INFO, "telefeatures.tftp")
+    monkeypatch.setattr(PhoneBinding, "RECHECK", 0.0)
+    path = write_inventory(inventory_text().replace(PHONE_IP, "198.51.100.7"))
+    policy = PeerPolicy(binding=PhoneBinding(path), allow_from_inventory=True)
+    assert policy.allowed("127.0.0.1", 1.0) and policy.allowed("::1", 1.0)
+    assert policy.allowed("198.51.100.7", 1.0)
+    assert not policy.allowed("198.51.100.8", 1.0) and not policy.allowed("198.51.100.8", 2.0)
+    assert [m for m in messages(caplog) if "refused" in m] == [
+        "tftp peer 198.51.100.8 refused: not in the allowed networks (--allow), no answer given"]
+    path.write_text(inventory_text().replace(PHONE_IP, "198.51.100.8"))  # the new phone's reservation
+    assert policy.allowed("198.51.100.8", 3.0)
+    assert not PeerPolicy(allow=["10.0.0.0/8"], binding=PhoneBinding(path), allow_from_inventory=True) \
+        .allowed("198.51.100.8", 1.0)  # an explicit allow list wins
