@@ -183,7 +183,11 @@ def is_complete(pattern: str, dialled: str) -> bool:
 
 def can_extend(pattern: str, dialled: str) -> bool:
     """True if more keys after ``dialled`` could still complete ``pattern``."""
-    size = len(_keys(pattern))
+    tokens = _keys(pattern)
+    if dialled and tokens and tokens[0] not in (".", "*") and tokens[0] != dialled[0] \
+            and not (tokens[0] == "\\*" and dialled[0] == "*"):
+        return False  # the first key already differs (the common case, decided without the walk)
+    size = len(tokens)
     return any(inside or index < size for index, inside in _positions(pattern, dialled))
 
 
@@ -205,7 +209,7 @@ def _decide(number: str, templates: list[DialTemplate]) -> tuple[DialTemplate | 
             if literal_count(template.match) > exact:
                 return None, (f"the longer match {template.match!r} wins over {best.match!r} and waits "
                               f"{template.timeout} s")
-        elif can_extend(template.match, number) and literal_count(template.match) >= exact:
+        elif literal_count(template.match) >= exact and can_extend(template.match, number):
             return None, (f"template {template.match!r} could still match with more keys and names as many "
                           f"exact keys as {best.match!r}, so the phone waits")
     return best, None

@@ -582,6 +582,8 @@ class Phone(_PhoneOverrides):  # type: ignore[misc,valid-type]
 
     def button_positions(self) -> list[int]:
         """The button attribute of each entry of ``buttons``."""
+        if not self.buttons:
+            return []
         taken = set(range(1, len(self.lines) + 1)) | {key.button for key in self.buttons if key.button}
         positions = []
         free = 1
