@@ -295,11 +295,15 @@ class CpuMeter:
         return self.proc_seconds()
 
     def remove(self) -> None:
-        if self.cgroup is not None:
+        """Remove the cgroup once the server's last child has exited."""
+        if self.cgroup is None:
+            return
+        for _ in range(50):
             try:
                 self.cgroup.rmdir()
+                return
             except OSError:
-                pass
+                time.sleep(0.1)
 
 
 def free_port() -> int:
@@ -335,7 +339,11 @@ class Server:
         self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT,
                                      preexec_fn=self.meter.preexec)
         self.meter.pid = self.proc.pid
-        wait_udp_bound(self.port)
+        try:
+            wait_udp_bound(self.port)
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -429,13 +437,15 @@ def main() -> int:
         make_root(root, max(phones for _, phones in rows.values()), args.quick)
         os.chmod(work, 0o755)
         files = {p.name: p.read_bytes() for p in root.iterdir()}
-        running = {name: Server(name, root, work, args.workers) for name in servers}
-        print(f"# tftp boot storm, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, "
-              f"network namespace: {'own' if os.environ.get('TFTP_BENCH_NETNS') else 'shared'}, "
-              f"CPU from {', '.join(f'{n}: {s.meter.how}' for n, s in running.items())}, "
-              f"{args.generators} generator processes", flush=True)
+        running: dict[str, Server] = {}
         results = []
         try:
+            for name in servers:  # inside the try: a server that fails to start stops the others
+                running[name] = Server(name, root, work, args.workers)
+            print(f"# tftp boot storm, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}, "
+                  f"network namespace: {'own' if os.environ.get('TFTP_BENCH_NETNS') else 'shared'}, "
+                  f"CPU from {', '.join(f'{n}: {s.meter.how}' for n, s in running.items())}, "
+                  f"{args.generators} generator processes", flush=True)
             for row, (kind, phones) in rows.items():
                 for option_name in option_sets:
                     for round_ in range(args.rounds):
