@@ -44,7 +44,9 @@ async def test_cli_uses_the_running_servers_embedded_redis_across_a_private_tmp(
     port = free_port()
     script = (f"mount -t tmpfs none {private_tmp} && TMPDIR={private_tmp} exec {TELEFEATURES} "
               f"--state-dir {state_dir} serve --port {port} --event-loop asyncio")
-    proc = await asyncio.create_subprocess_exec("unshare", "-m", "sh", "-c", script, stdin=asyncio.subprocess.DEVNULL,
+    # a mount namespace of its own (as root; otherwise inside a user namespace, which may mount a tmpfs)
+    unshare = ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-r", "-m"]
+    proc = await asyncio.create_subprocess_exec(*unshare, "sh", "-c", script, stdin=asyncio.subprocess.DEVNULL,
                                                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     seen: list[str] = []
     try:
