@@ -12,7 +12,7 @@ from telefeatures.provisioning.credentials import ALPHABET, LENGTH, generate_pas
 from telefeatures.provisioning.dial_templates import check_dialplan, pattern_problem
 from telefeatures.provisioning.inventory import parse_inventory
 from telefeatures.provisioning.render import ConfigRenderer, RenderError
-from telefeatures.provisioning.xml_checks import check_sep_config
+from telefeatures.provisioning.xml_checks import check_sep_config, check_xml_default
 
 from .conftest import SITE, phone_toml
 
@@ -256,3 +256,17 @@ def test_broken_dialplan_template_is_caught(tmp_path):
     with pytest.raises(RenderError) as info:
         ConfigRenderer(directory).render_dialplan(parse_inventory(SITE).site)
     assert "attribute 'Foo' is not allowed" in info.value.problems[0]
+
+
+def test_checks_still_catch_what_breaks_a_phone():
+    root = etree.fromstring(b"<device><devicePool/><sipProfile><sipLines><line button='1'><featureID>9"
+                            b"</featureID><featureLabel>x</featureLabel><proxy>USECALLMANAGER</proxy><name>1</name>"
+                            b"<authName>1</authName><authPassword>p</authPassword><natEnabled>yes</natEnabled>"
+                            b"</line><line button='1'><featureID>21</featureID></line></sipLines></sipProfile>"
+                            b"</device>")
+    problems = check_sep_config(root)
+    assert any("processNodeName is missing" in p for p in problems)
+    assert any("button used twice" in p for p in problems)
+    assert any("featureID 21 needs speedDialNumber" in p for p in problems)
+    assert any("natEnabled is 'yes'" in p for p in problems)
+    assert check_xml_default(etree.fromstring(b"<Defaults/>")) == ["root element is <Defaults>, must be <Default>"]
