@@ -23,9 +23,14 @@ class Pbx:
             assert count == 1, f"{name}: {pattern!r} matched {count} times"
             path.write_text(text)
         self.asterisk.resolv_conf = resolv_conf
-        self.asterisk.start()
-        self.provider = AnsweringAgent("127.0.0.2", self.asterisk.ports.provider,
-                                       workdir / "sipp" / "provider.trace").start()
+        try:
+            self.asterisk.start()
+            self.provider = AnsweringAgent("127.0.0.2", self.asterisk.ports.provider,
+                                           workdir / "sipp" / "provider.trace").start()
+        except BaseException:
+            self.asterisk.stop()
+            remove_run_dir(self.asterisk)
+            raise
         self.sipp = SippRunner(self.asterisk, workdir / "sipp")
 
 

@@ -47,7 +47,11 @@ def serve(tmp_path, url: str) -> FeatureServer:
                            ["--event-loop", "asyncio", "--metrics", "--metrics-port", str(free_port())],
                            env={"TELEFEATURES_REDIS_TIMEOUT": str(REDIS_TIMEOUT),
                                 "TELEFEATURES_LOG_LEVEL": "WARNING"})
-    server.start()
+    try:
+        server.start()
+    except BaseException:
+        server.stop()  # started but never listened: do not leave it running
+        raise
     return server
 
 

@@ -30,22 +30,34 @@ NAME = "tf.test"
 
 class Bed:
     def __init__(self, workdir: Path):
-        self.redis = RedisProcess(workdir / "redis", port=free_port()).start()
-        self.first = FeatureServer(workdir / "first", self.redis.url)
-        self.second = FeatureServer(workdir / "second", self.redis.url)
+        self.parts: list = []  # stopped in reverse, whatever was started
+        try:
+            self._start(workdir)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, workdir: Path) -> None:
+        self.redis = self._add(RedisProcess(workdir / "redis", port=free_port()).start())
+        self.first = self._add(FeatureServer(workdir / "first", self.redis.url))
+        self.second = self._add(FeatureServer(workdir / "second", self.redis.url))
         self.first.start()
         self.second.start()
-        self.dns = DnsServer(workdir / "dns", [
+        self.dns = self._add(DnsServer(workdir / "dns", [
             (f"_agi._tcp.{NAME}", f"agi1.{NAME}", self.first.port, 10, 0),
             (f"_agi._tcp.{NAME}", f"agi2.{NAME}", self.second.port, 20, 0),
-        ], {f"agi1.{NAME}": "127.0.0.1", f"agi2.{NAME}": "127.0.0.1"}).start()
-        self.pbx = Pbx(workdir, self.first.port,
-                       edits={"extensions.conf": (r"^TF_AGI=.*$", f"TF_AGI=hagi://{NAME}")},
-                       resolv_conf=self.dns.resolv_conf())
+        ], {f"agi1.{NAME}": "127.0.0.1", f"agi2.{NAME}": "127.0.0.1"}).start())
+        self.pbx = self._add(Pbx(workdir, self.first.port,
+                                 edits={"extensions.conf": (r"^TF_AGI=.*$", f"TF_AGI=hagi://{NAME}")},
+                                 resolv_conf=self.dns.resolv_conf()))
         self.asterisk, self.provider, self.sipp = self.pbx.asterisk, self.pbx.provider, self.pbx.sipp
 
+    def _add(self, part):
+        self.parts.append(part)
+        return part
+
     def stop(self) -> None:
-        stop_all(self.pbx, self.dns, self.first, self.second, self.redis)
+        stop_all(*reversed(self.parts))
 
 
 @pytest.fixture(scope="module")

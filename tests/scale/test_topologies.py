@@ -166,8 +166,8 @@ async def test_unreachable_topology_then_reachable(tmp_path, kind):
     says why, and the server picks the topology up by itself once it starts."""
     topology = SentinelSet(tmp_path / "topo") if kind == "sentinel" else ClusterSet(tmp_path / "topo")
     server = FeatureServer(tmp_path / "server", topology.url, env={"TELEFEATURES_REDIS_TIMEOUT": "0.5"})
-    server.start()
     try:
+        server.start()
         before = await outbound_load(server.port, 1.0)
         outbound = [r for r in before.records if r.route == "outbound"]
         assert outbound and all(r.status == "ERROR" and r.presentation == "prohib" for r in outbound)

@@ -25,9 +25,13 @@ def tenant_pbx(workdir: Path, redis_url: str) -> tuple[FeatureServer, Pbx]:
     """A feature server on ``redis_url`` and an Asterisk using it, where
     endpoint 1000 belongs to tenant acme."""
     server = FeatureServer(workdir / "server", redis_url)
-    server.start()
-    pbx = Pbx(workdir, server.port, edits={
-        "pjsip.conf": (r"^(set_var = __TF_EXTENSION=1000)$", rf"\1\nset_var = TF_TENANT={TENANT}")})
+    try:
+        server.start()
+        pbx = Pbx(workdir, server.port, edits={
+            "pjsip.conf": (r"^(set_var = __TF_EXTENSION=1000)$", rf"\1\nset_var = TF_TENANT={TENANT}")})
+    except BaseException:
+        server.stop()
+        raise
     pbx.server = server
     return server, pbx
 

@@ -73,7 +73,9 @@ class DnsServer:
         deadline = time.monotonic() + 10
         while not _query_srv(self.address, self.srv[0][0]):
             if self.proc.poll() is not None:
-                raise RuntimeError(f"dnsmasq exited: {self.proc.stderr.read().decode(errors='replace')}")
+                error = self.proc.stderr.read().decode(errors="replace")
+                self.stop()
+                raise RuntimeError(f"dnsmasq exited: {error}")
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError("dnsmasq did not answer")

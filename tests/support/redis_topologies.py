@@ -121,6 +121,13 @@ class SentinelSet:
         return f"redis+sentinel://{hosts}/{SERVICE}"
 
     def start(self) -> SentinelSet:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # no process left behind when the set cannot come up
+            raise
+
+    def _start(self) -> SentinelSet:
         master = self.data[0].start()
         for replica in self.data[1:]:
             replica.start()
@@ -212,6 +219,13 @@ class ClusterSet:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:3])
 
     def start(self) -> ClusterSet:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # no process left behind when the cluster cannot come up
+            raise
+
+    def _start(self) -> ClusterSet:
         for node in self.nodes:
             node.start()
         subprocess.run([REDIS_CLI, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes),
