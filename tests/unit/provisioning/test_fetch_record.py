@@ -49,7 +49,9 @@ def test_missing_or_junk_records_are_skipped(tmp_path):
     assert load_fetches(tmp_path / "nowhere") == {}
     record_dir(tmp_path).mkdir(parents=True)
     (record_dir(tmp_path) / "fetches-0.json").write_text("{not json")
-    (record_dir(tmp_path) / "fetches-1.json").write_text(json.dumps({"version": 99, "files": {"a": {}}}))
+    # Another version's record is ignored even when its entries read well.
+    (record_dir(tmp_path) / "fetches-1.json").write_text(json.dumps(
+        {"version": 99, "files": {"a": {"ok": {"peer": "127.0.0.9", "at": "2026-11-29T08:00:00.000+00:00"}}}}))
     (record_dir(tmp_path) / "fetches-2.json").write_text(json.dumps({"version": 1, "files": {"a": {"ok": {"peer": "x"}}}}))
     good = FetchRecord(tmp_path, "/r", worker=3)
     good.note("b.xml", "ok", "127.0.0.1", bytes=1)
