@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from telefeatures.cli import cli
 from telefeatures.provisioning.doctor import Contact, contacts_from_events, diagnose
-from telefeatures.provisioning.fetch_record import FetchRecord, load_fetches
+from telefeatures.provisioning.fetch_record import Fetch, FetchRecord, load_fetches
 from telefeatures.provisioning.firmware import check_load, missing_firmware
 from telefeatures.provisioning.inventory import parse_inventory
 
@@ -75,21 +76,26 @@ def test_diagnose_reports_each_way_a_phone_can_be_wrong(tmp_path):
     state = tmp_path / "state"
     record = FetchRecord(state, str(root))
     record.note("SEP0019E8F49001.cnf.xml", "ok", "10.20.0.11", bytes=3000)
-    record.note("SEP0019E8F49002.cnf.xml", "ok", "10.20.0.99", bytes=3000)  # from the wrong address
-    time.sleep(0.01)  # the record keeps milliseconds
+    # From the wrong address, two minutes before the refusal below (so the report's time of the refusal is
+    # told apart from the fetch's); inventory and files are older still.
+    record.files["SEP0019E8F49002.cnf.xml"] = {"ok": Fetch("10.20.0.99", datetime.now(timezone.utc)
+                                                           - timedelta(minutes=2), 3000).to_json()}
+    earlier = time.time() - 600
+    for path in (inventory, *root.glob("SEP*")):
+        os.utime(path, (earlier, earlier))
     record.note("SEP0019E8F49002.cnf.xml", "refused", "10.20.0.150", reason="not the phone's address")
     record.write()
     contacts = [Contact("1001", "sip:1001@10.20.0.11:5060", "10.20.0.11:5060", "Cisco-CP7961G/9.4", "Reachable"),
                 Contact("1002", "sip:1002@10.20.0.66:5060", "10.20.0.66:5060", "sipp", "Reachable")]
     reports = diagnose(inv, inventory.stat().st_mtime, root, load_fetches(state), contacts)
     good, wrong, silent = reports
+    refused_at = load_fetches(state)["SEP0019E8F49002.cnf.xml"].refused.at.astimezone(timezone.utc)
     assert good.ok, good.problems
     assert good.fetched.endswith("from 10.20.0.11") and good.registered == "1001 from 10.20.0.11 (Cisco-CP7961G/9.4)"
     assert good.firmware == LOAD
     assert wrong.problems == [
         "fetched its file from 10.20.0.99, not its address 10.20.0.12",
-        f"its file was asked for from 10.20.0.150 at {wrong.problems[1].split(' at ')[1].split(' and')[0]} "
-        "and refused",
+        f"its file was asked for from 10.20.0.150 at {refused_at:%Y-%m-%d %H:%M:%S}Z and refused",
         "line 1002 registered from 10.20.0.66, not its address 10.20.0.12",
     ]
     assert silent.problems == ["never fetched its file", "line 1003 is not registered"]
