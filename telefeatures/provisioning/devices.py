@@ -24,6 +24,9 @@ class PhoneModel:
     config_format: str = XML_FORMAT
 
 
+# Device type ids: the corpus's XMLDefault.cnf.xml files and usecallmanager
+# (435 7945, 436 7965, 30006 7970, 437 7975, ...); 369 (7906) and 119 (7971) as
+# in the device tables of public SCCP/provisioning projects (no corpus file has them).
 PHONE_MODELS: dict[str, PhoneModel] = {
     model.name: model
     for model in (
