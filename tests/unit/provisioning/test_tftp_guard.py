@@ -382,3 +382,17 @@ def test_without_allow_the_inventory_says_who_may_ask(write_inventory, monkeypat
     assert policy.allowed("198.51.100.8", 3.0)
     assert not PeerPolicy(allow=["10.0.0.0/8"], binding=PhoneBinding(path), allow_from_inventory=True) \
         .allowed("198.51.100.8", 1.0)  # an explicit allow list wins
+
+
+def test_unknown_names_older_than_the_window_do_not_count():
+    """The enumeration limit counts unknown phone names within the window only:
+    a peer that asks for one now and then (a phone replaced, a typo in a
+    provisioning script) is never blocked; the same names asked for in a burst are."""
+    policy = PeerPolicy(Limits(enumeration_limit=3, enumeration_window=60, enumeration_block=600))
+    names = [f"SEP0019E81{n:05X}.cnf.xml" for n in range(6)]
+    peer = policy.peer("127.0.0.70", 0.0)
+    assert [policy.note_unknown(peer, name, 100.0 * n) for n, name in enumerate(names)] == [False] * 6
+    assert policy.peer("127.0.0.70", 600.0) is peer  # still answered
+    burst = [policy.note_unknown(peer, name, 700.0 + n) for n, name in enumerate(names[:3])]
+    assert burst == [False, False, True]
+    assert policy.peer("127.0.0.70", 703.0) is None  # blocked: no answer at all
