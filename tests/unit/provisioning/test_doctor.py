@@ -111,6 +111,12 @@ def test_diagnose_reports_each_way_a_phone_can_be_wrong(tmp_path):
                              f"firmware {LOAD}: missing {IMAGES[0]}"]
     assert good.firmware == f"{LOAD} INCOMPLETE"
 
+    # A phone file gone from the TFTP root.
+    (root / "SEP0019E8F49003.cnf.xml").unlink()
+    silent = diagnose(inv, inventory.stat().st_mtime, root, load_fetches(state), contacts)[2]
+    assert silent.config == "missing"
+    assert silent.problems[0] == "SEP0019E8F49003.cnf.xml is not in the TFTP root (run provision build)"
+
 
 def test_contacts_from_ami_events():
     events = [{"Event": "ContactList", "Endpoint": "2101", "Uri": "sip:2101@10.99.0.11:5062", "ViaAddr": "10.99.0.11",
