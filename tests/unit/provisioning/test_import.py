@@ -70,6 +70,14 @@ def run(*args: str):
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
+def build(inventory: Path, tftp: Path, secrets: Path, *more: str) -> Path:
+    """``provision build`` into a new TFTP root ``tftp``, which must succeed."""
+    tftp.mkdir()
+    result = run("provision", "build", str(inventory), "--tftp-root", str(tftp), "--secrets", str(secrets), *more)
+    assert result.exit_code == 0, result.output
+    return tftp
+
+
 def test_reads_what_the_phone_does_with_a_sep_file():
     meaning = read_sep(SEP_FILE.encode(), "SEP0012345678DE.cnf.xml")
     assert meaning.mac == "0012345678DE"
@@ -130,12 +138,7 @@ def built_site(tmp_path: Path, write_inventory):
                                                     "password": PASSWORD},
                                                    {"extension": "1003", "display_name": "Front desk"}])
         + phone_toml(MAC_B, "7941", None, [{"extension": "1002", "display_name": "Bob"}]))
-    tftp = tmp_path / "tftp"
-    tftp.mkdir()
-    result = run("provision", "build", str(inventory), "--tftp-root", str(tftp),
-                 "--secrets", str(tmp_path / "old.secrets.json"))
-    assert result.exit_code == 0, result.output
-    return tftp
+    return build(inventory, tmp_path / "tftp", tmp_path / "old.secrets.json")
 
 
 def test_import_of_built_files_round_trips_to_the_same_meaning_and_settings(built_site, tmp_path):
@@ -156,10 +159,7 @@ def test_import_of_built_files_round_trips_to_the_same_meaning_and_settings(buil
     assert [p.model for p in inventory.phones] == ["7941", "7941"]
     assert "model 7941 guessed from loadInformation 'SIP41.9-4-2SR3-1S' and 2 button(s)" in result.output
     assert inventory.site.firmware["7941"] == "SIP41.9-4-2SR3-1S"
-    rebuilt = tmp_path / "rebuilt"
-    rebuilt.mkdir()
-    result = run("provision", "build", str(output), "--tftp-root", str(rebuilt), "--secrets", str(secrets))
-    assert result.exit_code == 0, result.output
+    rebuilt = build(output, tmp_path / "rebuilt", secrets)
     for mac in (MAC_A, MAC_B):
         name = f"SEP{mac}.cnf.xml"
         before = read_sep((built_site / name).read_bytes(), name)
@@ -422,11 +422,7 @@ def test_a_7960_imports_from_sipdefault_and_its_own_file_and_round_trips(tmp_pat
     assert inventory.site.date_format == "M/D/Ya" and inventory.site.firmware == {"7960": "P0S3-8-12-00"}
     assert [(line.extension, line.label, line.display_name) for line in phone.lines] == [
         ("1001", "Shop", "Shop floor"), ("1002", None, "Store"), ("1003", None, "1003")]
-    rebuilt = tmp_path / "tftp"
-    rebuilt.mkdir()
-    result = run("provision", "build", str(output), "--tftp-root", str(rebuilt),
-                 "--secrets", str(tmp_path / "phones.secrets.json"))
-    assert result.exit_code == 0, result.output
+    rebuilt = build(output, tmp_path / "tftp", tmp_path / "phones.secrets.json")
     before = read_sip79x0([("SIPDefault.cnf", SIP_DEFAULT),
                            ("SIP0012345678AB.cnf", (tmp_path / "in" / "SIP0012345678AB.cnf").read_text())])
     after = read_sip79x0([(name, (rebuilt / name).read_text()) for name in ("SIPDefault.cnf", "SIP0012345678AB.cnf")])
@@ -468,11 +464,8 @@ def test_an_imported_dial_plan_is_served_unchanged_from_a_template_directory(tmp
     result = run("provision", "import", str(source), "-o", str(tmp_path / "site.toml"),
                  "--secrets", str(tmp_path / "site.secrets.json"), "--templates-out", str(templates))
     assert result.exit_code == 0, result.output
-    tftp = tmp_path / "tftp"
-    tftp.mkdir()
-    result = run("provision", "build", str(tmp_path / "site.toml"), "--tftp-root", str(tftp),
-                 "--secrets", str(tmp_path / "site.secrets.json"), "--templates", str(templates))
-    assert result.exit_code == 0, result.output
+    tftp = build(tmp_path / "site.toml", tmp_path / "tftp", tmp_path / "site.secrets.json",
+                 "--templates", str(templates))
 
     def templates_of(text: bytes) -> list[dict[str, str]]:
         from lxml import etree
