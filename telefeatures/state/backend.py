@@ -19,6 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .cluster_pipeline import PipelinedCluster
 from .migrate import needs_legacy_reads
 from .redis_pipeline import PipelinedRedis, RedisCommands, fast_fail_retry
 from .repository import StateRepository
@@ -301,7 +302,7 @@ def _open_sentinel(topology: Topology, timeout: float, pool_size: int, pipelinin
     return client, full, close_sentinels
 
 
-def _open_cluster(topology: Topology, timeout: float, pool_size: int):
+def _open_cluster(topology: Topology, timeout: float, pool_size: int, pipelining: bool):
     full = RedisCluster(
         startup_nodes=[ClusterNode(host, port) for host, port in topology.hosts],
         username=topology.username,
@@ -313,7 +314,8 @@ def _open_cluster(topology: Topology, timeout: float, pool_size: int):
         require_full_coverage=False,
         **_tls_kwargs(topology),
     )
-    return BoundedClient(full, timeout), full
+    client = PipelinedCluster(full, topology.username, topology.password, timeout) if pipelining else full
+    return BoundedClient(client, timeout), full
 
 
 class StateBackend:
@@ -376,7 +378,7 @@ class StateBackend:
             client, full, close_sentinels = _open_sentinel(topology, timeout, pool_size, pipelining)
             return cls(client, keys, admin=full, url=url, topology=topology, on_close=close_sentinels)
         if topology.kind == "cluster":
-            client, full = _open_cluster(topology, timeout, pool_size)
+            client, full = _open_cluster(topology, timeout, pool_size, pipelining and not topology.tls)
             return cls(client, keys, admin=full, url=url, topology=topology)
         # A blocking pool waits (up to `timeout`) for a free connection instead of
         # failing at once when every connection is busy under load.

@@ -333,9 +333,13 @@ class PipelinedRedis:
     async def ping(self) -> bool:
         return await self._full.ping()
 
-    async def aclose(self) -> None:
+    def drop(self) -> None:
+        """Close the pipelined connection (not the redis-py client)."""
         pipe, self._pipe = self._pipe, None
         if pipe is not None:
             pipe.close()
-            await asyncio.sleep(0)  # let the transport finish closing on this loop
+
+    async def aclose(self) -> None:
+        self.drop()
+        await asyncio.sleep(0)  # let the transport finish closing on this loop
         await self._full.aclose()

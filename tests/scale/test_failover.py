@@ -42,10 +42,11 @@ def cluster_set(tmp_path):
     topology.stop()
 
 
-def serve(tmp_path, url: str) -> FeatureServer:
+def serve(tmp_path, url: str, pipelining: bool = True) -> FeatureServer:
     server = FeatureServer(tmp_path / "server", url,
                            ["--event-loop", "asyncio", "--metrics", "--metrics-port", str(free_port())],
                            env={"TELEFEATURES_REDIS_TIMEOUT": str(REDIS_TIMEOUT),
+                                "TELEFEATURES_REDIS_PIPELINING": "true" if pipelining else "false",
                                 "TELEFEATURES_LOG_LEVEL": "WARNING"})
     try:
         server.start()
@@ -128,8 +129,9 @@ async def test_sentinel_master_killed_under_load(tmp_path, sentinel_set, figures
         server.stop()
 
 
-async def test_cluster_master_killed_under_load(tmp_path, cluster_set, figures):
-    server = serve(tmp_path, cluster_set.url)
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "redis-py-client"])
+async def test_cluster_master_killed_under_load(tmp_path, cluster_set, figures, pipelining):
+    server = serve(tmp_path, cluster_set.url, pipelining)
     try:
         # the master serving the first worker's extensions (and a third of the slots)
         victim = cluster_set.master_of(KEYS.cidblock("90000000"))
@@ -147,7 +149,7 @@ async def test_cluster_master_killed_under_load(tmp_path, cluster_set, figures):
             state = read_state(client, load.writes)
         finally:
             client.close()
-        judge(figures, "cluster", load, killed_at, state, affected)
+        judge(figures, "cluster" + ("" if pipelining else ", redis-py client"), load, killed_at, state, affected)
         assert active_sessions(server) == 0
     finally:
         server.stop()

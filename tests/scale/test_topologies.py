@@ -82,8 +82,9 @@ async def test_sentinel_backend(sentinel_set, tmp_path, pipelining):
         await backend.close()
 
 
-async def test_cluster_backend(cluster_set, tmp_path):
-    backend = StateBackend.open(cluster_set.url, tmp_path)
+@pytest.mark.parametrize("pipelining", [True, False])
+async def test_cluster_backend(cluster_set, tmp_path, pipelining):
+    backend = StateBackend.open(cluster_set.url, tmp_path, pipelining=pipelining)
     try:
         assert isinstance(backend.client, BoundedClient)
         await exercise(backend)
@@ -223,3 +224,26 @@ async def test_readonly_counts_as_a_dropped_connection(tmp_path):
         await plain.aclose()
         replica.stop()
         master.stop()
+
+
+async def test_cluster_pipeline_follows_moved(cluster_set, tmp_path):
+    """A stale slot map sends a command to the wrong master; its MOVED reply
+    makes the client re-read the map and retry there: the call sees no error."""
+    from telefeatures.state.cluster_pipeline import PipelinedCluster
+
+    backend = StateBackend.open(cluster_set.url, tmp_path)
+    try:
+        assert isinstance(backend.client._full, PipelinedCluster)  # noqa: SLF001 - which path is under test
+        key = KeySchema().cidblock("777")
+        await backend.repository.set_blocked("777", True)
+        full = backend.admin
+        slot = full.keyslot(key)
+        right = full.nodes_manager.slots_cache[slot][0]
+        wrong = next(n for n in full.nodes_manager.startup_nodes.values()
+                     if n.port != right.port and n.server_type != "replica")
+        full.nodes_manager.slots_cache[slot] = [wrong]
+        assert full.get_node_from_key(key).port == wrong.port
+        assert await backend.repository.is_blocked("777")  # MOVED, refresh, retry
+        assert full.get_node_from_key(key).port == right.port
+    finally:
+        await backend.close()
