@@ -19,7 +19,7 @@ from .dial_templates import check_dialplan
 from .inventory import Button, Inventory, Phone, PhoneSettings, Site
 from .sip_cnf import NTP_MODES, cnf_quote, sip_cnf_zone
 from .timezones import cisco_time_zone
-from .xml_checks import check_sep_config, check_xml_default
+from .xml_checks import REQUIRED_PATHS, check_sep_config, check_xml_default
 
 SEP_TEMPLATE = "SEP.cnf.xml.j2"
 DIALPLAN_TEMPLATE = "dialplan.xml.j2"
@@ -164,10 +164,13 @@ def load_information(site: Site, settings: PhoneSettings, model: str) -> str:
     return settings.load_information or site.firmware.get(model, "")  # type: ignore[call-overload]
 
 
+def _parser() -> etree.XMLParser:
+    return etree.XMLParser(remove_blank_text=True, resolve_entities=False, no_network=True)
+
+
 def _parse(text: str, what: str) -> etree._Element:
-    parser = etree.XMLParser(remove_blank_text=True, resolve_entities=False, no_network=True)
     try:
-        return etree.fromstring(text.encode("utf-8"), parser)
+        return etree.fromstring(text.encode("utf-8"), _parser())
     except etree.XMLSyntaxError as exc:
         raise RenderError(what, [f"template produced malformed XML: {exc}"]) from None
 
@@ -175,6 +178,49 @@ def _parse(text: str, what: str) -> etree._Element:
 def _serialize(root: etree._Element, declaration: bool = True) -> bytes:
     body = etree.tostring(root, encoding="UTF-8", xml_declaration=False, pretty_print=True)
     return (XML_DECLARATION + body) if declaration else body
+
+
+# A SEP file's phone part: from the phone's label to the end of its line keys;
+# everything around it depends only on the site, the phone's settings and model.
+PHONE_PART_START = "<phoneLabel>"
+PHONE_PART_END = "</sipLines>"
+PHONE_PART_PLACEHOLDER = "<tfPhonePart/>"
+# The phone part alone, at its depth in the file, with what the checks require
+# outside it (a callManager) so that only its own problems are reported.
+PHONE_PART_WRAPPER = ("<device><devicePool><callManagerGroup><members><member><callManager><processNodeName>"
+                      "x</processNodeName></callManager></member></members></callManagerGroup></devicePool>"
+                      "<sipProfile>", "</sipProfile></device>")
+MAX_SITE_PARTS = 256  # distinct settings remembered; beyond, files are done whole
+
+
+def _site_part(head: str, tail: str) -> tuple[bytes, bytes] | None:
+    """The serialized file before and after the phone part, for a site part
+    that passes every check once the phone part is in place; None when the
+    phone part's place cannot be shown to hold nothing but it."""
+    if "<!DOCTYPE" in head or "xmlns" in head or "xmlns" in tail:  # entities, namespaces
+        return None
+    try:
+        root = etree.fromstring((head + PHONE_PART_PLACEHOLDER + tail).encode("utf-8"), _parser())
+    except etree.XMLSyntaxError:
+        return None
+    profile = root.find("sipProfile")
+    placeholder = root.find("sipProfile/tfPhonePart")
+    # The only problem may be the missing line keys (the phone part has them);
+    # none of what the phone part is checked for may be here as well.
+    if placeholder is None or placeholder.getparent() is not profile \
+            or check_sep_config(root) != [f"required element {REQUIRED_PATHS[1]} is missing"] \
+            or root.find("sipProfile/phoneLabel") is not None:
+        return None
+    stamp = root.find("versionStamp")
+    if stamp is None:
+        return None
+    stamp.text = None
+    data = _serialize(root)
+    line = b"\n    " + PHONE_PART_PLACEHOLDER.encode() + b"\n"
+    if data.count(line) != 1 or data.count(PHONE_PART_PLACEHOLDER.encode()) != 1:
+        return None
+    head_bytes, tail_bytes = data.split(line)
+    return head_bytes + b"\n", tail_bytes
 
 
 def version_stamp(*parts: bytes) -> str:
@@ -202,6 +248,10 @@ class ConfigRenderer:
         self.env.filters["xbool"] = xml_bool
         self.env.filters["pjsip_codecs"] = pjsip_codecs
         self.env.filters["q"] = cnf_quote
+        # SEP files are checked and serialized in two parts when that is
+        # provably the same (see _sep_from_parts); False: always whole.
+        self.split_sep = True
+        self._site_parts: dict[tuple[str, str], tuple[bytes, bytes] | None] = {}
 
     def phone_templates(self) -> tuple[str, ...]:
         """The templates a phone file is rendered from."""
@@ -241,6 +291,10 @@ class ConfigRenderer:
                             time_zone=cisco_time_zone(settings.time_zone),
                             load_information=load_information(site, settings, phone.model),
                             version_stamp="")
+        if self.split_sep:
+            data = self._sep_from_parts(text, dialplan)
+            if data is not None:
+                return data
         root = _parse(text, what)
         problems = check_sep_config(root)
         if problems:
@@ -255,6 +309,44 @@ class ConfigRenderer:
             return data.replace(EMPTY_STAMP, stamped)
         stamp.text = stamped[14:-15].decode()
         return _serialize(root)
+
+    def _sep_from_parts(self, text: str, dialplan: bytes) -> bytes | None:
+        """The SEP file of ``text`` built from a site part parsed, checked and
+        serialized once per distinct settings and a phone part (phoneLabel to
+        the end of sipLines) done per phone; None when that cannot be shown
+        to give the very bytes of the whole-file path (which then runs, and
+        reports any problem in its own words)."""
+        start = text.find(PHONE_PART_START)
+        end = text.rfind(PHONE_PART_END)
+        if start < 0 or end < start:
+            return None
+        end += len(PHONE_PART_END)
+        key = (text[:start], text[end:])
+        site_part = self._site_parts.get(key)
+        if site_part is None:
+            if key in self._site_parts or len(self._site_parts) >= MAX_SITE_PARTS:
+                return None
+            site_part = self._site_parts[key] = _site_part(*key)
+            if site_part is None:
+                return None
+        head, tail = site_part
+        try:
+            wrapper = etree.fromstring((PHONE_PART_WRAPPER[0] + text[start:end] + PHONE_PART_WRAPPER[1])
+                                       .encode("utf-8"), _parser())
+        except etree.XMLSyntaxError:
+            return None
+        profile = wrapper[1]
+        # Text directly in sipProfile turns off its indentation in the whole
+        # file: the wrapper would then indent differently.
+        if check_sep_config(wrapper) or profile.text is not None \
+                or any(not isinstance(child.tag, str) or child.tail is not None for child in profile):
+            return None
+        body = _serialize(wrapper, declaration=False)
+        first = body.index(b"<sipProfile>\n") + len(b"<sipProfile>\n")
+        data = head + body[first:body.rindex(b"  </sipProfile>\n")] + tail
+        if data.count(EMPTY_STAMP) != 1:
+            return None
+        return data.replace(EMPTY_STAMP, f"<versionStamp>{version_stamp(data, dialplan)}</versionStamp>".encode())
 
     def render_xml_default(self, site: Site) -> bytes:
         loads = [
