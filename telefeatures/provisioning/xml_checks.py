@@ -101,19 +101,25 @@ def _check_line_keys(keys: list[etree._Element]) -> list[str]:
         elif button in buttons:
             problems.append(f"{where}: button used twice")
         buttons.add(button or "")
-        feature = _text(line.find("featureID")).strip() or str(FEATURE_LINE)
+        # The first child of each name, as line.find(name) gives it, in one
+        # pass instead of a dozen finds: this runs for every line of every file.
+        fields: dict[str, etree._Element] = {}
+        for child in line:
+            if isinstance(child.tag, str):
+                fields.setdefault(child.tag, child)
+        feature = _text(fields.get("featureID")).strip() or str(FEATURE_LINE)
         if not feature.isdigit():
             problems.append(f"{where}: featureID is {feature!r}, must be a number")
         elif feature == str(FEATURE_LINE):
             for field in REQUIRED_LINE_FIELDS:
-                if line.find(field) is None:
+                if field not in fields:
                     problems.append(f"{where}: required element {field} is missing")
-            if line.find("proxy") is not None and not _text(line.find("proxy")).strip():
+            if "proxy" in fields and not _text(fields["proxy"]).strip():
                 problems.append(f"{where}: proxy is empty (USECALLMANAGER or a proxy address)")
-        elif feature in FEATURE_TARGETS and line.find(FEATURE_TARGETS[feature]) is None:
+        elif feature in FEATURE_TARGETS and FEATURE_TARGETS[feature] not in fields:
             problems.append(f"{where}: featureID {feature} needs {FEATURE_TARGETS[feature]}")
         for field in LIMITED_LINE_FIELDS:
-            text = _text(line.find(field))
+            text = _text(fields.get(field))
             if len(text) > MAX_LINE_FIELD:
                 problems.append(f"{where}: {field} is {len(text)} characters, the limit is {MAX_LINE_FIELD}")
             if not text.isascii():
