@@ -21,7 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .cluster_pipeline import PipelinedCluster
 from .migrate import needs_legacy_reads
-from .redis_pipeline import PipelinedRedis, RedisCommands, fast_fail_retry
+from .redis_pipeline import FullClientCommands, PipelinedRedis, RedisCommands, fast_fail_retry
 from .repository import StateRepository
 from .schema import KeySchema
 from .topology import Topology, parse_topology
@@ -198,7 +198,7 @@ def _read_pid(fd: int) -> int | None:
         return None
 
 
-class BoundedClient:
+class BoundedClient(FullClientCommands):
     """:class:`RedisCommands` over a redis-py client (Cluster, or Sentinel
     without pipelining) whose per-call commands give up after ``deadline``
     seconds, whatever retries and slot-map refreshes the client makes inside:
@@ -235,23 +235,6 @@ class BoundedClient:
 
     async def zscore(self, name, value):
         return await self._bounded(self._full.zscore(name, value))
-
-    # administrative: no deadline beyond the client's own timeouts
-
-    async def hget(self, name: str, key: str):
-        return await self._full.hget(name, key)
-
-    async def zrange(self, name: str, start: int, end: int, withscores: bool = False) -> list:
-        return await self._full.zrange(name, start, end, withscores=withscores)
-
-    async def zrem(self, name: str, *values: str) -> int:
-        return await self._full.zrem(name, *values)
-
-    def pipeline(self, transaction: bool = True):
-        return self._full.pipeline(transaction=transaction)
-
-    def scan_iter(self, match: str, count: int):
-        return self._full.scan_iter(match=match, count=count)
 
     async def ping(self) -> bool:
         return await self._bounded(self._full.ping())

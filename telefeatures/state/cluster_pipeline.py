@@ -19,12 +19,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .redis_pipeline import PipelinedRedis
+from .redis_pipeline import FullClientCommands, PipelinedRedis
 
 _REDIRECTS = ("MOVED", "TRYAGAIN", "CLUSTERDOWN")
 
 
-class PipelinedCluster:
+class PipelinedCluster(FullClientCommands):
     def __init__(self, full: RedisCluster, username: str | None, password: str | None, timeout: float):
         self._full = full
         self._target = {"username": username, "password": password}
@@ -91,23 +91,6 @@ class PipelinedCluster:
 
     async def zscore(self, name, value):
         return await self._execute(name, "ZSCORE", name, value)
-
-    # not pipelined: administrative, a transaction, or not on the call path
-
-    async def hget(self, name: str, key: str):
-        return await self._full.hget(name, key)
-
-    async def zrange(self, name: str, start: int, end: int, withscores: bool = False) -> list:
-        return await self._full.zrange(name, start, end, withscores=withscores)
-
-    async def zrem(self, name: str, *values: str) -> int:
-        return await self._full.zrem(name, *values)
-
-    def pipeline(self, transaction: bool = True):
-        return self._full.pipeline(transaction=transaction)
-
-    def scan_iter(self, match: str, count: int):
-        return self._full.scan_iter(match=match, count=count)
 
     async def ping(self) -> bool:
         return await self._full.ping()

@@ -173,7 +173,30 @@ class _Pipe(asyncio.Protocol):
             self._transport.close()
 
 
-class PipelinedRedis:
+class FullClientCommands:
+    """The commands not pipelined — administrative (SCAN, MULTI/EXEC), or off
+    the call path (reject-list reads and edits, one hash field) — handed by
+    name to the redis-py client ``self._full``."""
+
+    _full: Any
+
+    async def hget(self, name: str, key: str):
+        return await self._full.hget(name, key)
+
+    def pipeline(self, transaction: bool = True):
+        return self._full.pipeline(transaction=transaction)
+
+    async def zrange(self, name: str, start: int, end: int, withscores: bool = False) -> list:
+        return await self._full.zrange(name, start, end, withscores=withscores)
+
+    async def zrem(self, name: str, *values: str) -> int:
+        return await self._full.zrem(name, *values)
+
+    def scan_iter(self, match: str, count: int):
+        return self._full.scan_iter(match=match, count=count)
+
+
+class PipelinedRedis(FullClientCommands):
     """:class:`RedisCommands` with the calls a feature makes during a call (GET,
     SET, DEL, EXISTS, HSET, HGETALL) pipelined on one connection; PING, SCAN and
     transactions go to the redis-py client it wraps.
@@ -312,23 +335,7 @@ class PipelinedRedis:
     async def zscore(self, name, value):
         return await self.execute("ZSCORE", name, value)
 
-    # not pipelined: administrative, or a transaction of several commands
-
-    async def hget(self, name: str, key: str):
-        return await self._full.hget(name, key)
-
-    def pipeline(self, transaction: bool = True):
-        return self._full.pipeline(transaction=transaction)
-
-    # Reject-list reads and edits (feature codes and the CLI, not the call path).
-    async def zrange(self, name: str, start: int, end: int, withscores: bool = False) -> list:
-        return await self._full.zrange(name, start, end, withscores=withscores)
-
-    async def zrem(self, name: str, *values: str) -> int:
-        return await self._full.zrem(name, *values)
-
-    def scan_iter(self, match: str, count: int):
-        return self._full.scan_iter(match=match, count=count)
+    # not pipelined (see FullClientCommands for the rest)
 
     async def ping(self) -> bool:
         return await self._full.ping()
