@@ -214,6 +214,15 @@ class BoundedClient(FullClientCommands):
                 return await command
         except TimeoutError:
             raise RedisTimeoutError(f"no answer from Redis within {self._deadline:g} s") from None
+        except (RedisError, RedisClusterException, OSError):
+            raise
+        except Exception as exc:
+            # redis-py's cluster client refreshing its slot map while a master
+            # fails over has been seen to fail in other ways; a call must still
+            # get its state-error answer (and the privacy default), not lose
+            # its session.
+            log.warning("Redis client failed unexpectedly: %s: %s", type(exc).__name__, exc)
+            raise RedisConnectionError(f"Redis client failed: {type(exc).__name__}: {exc}") from exc
 
     async def get(self, name):
         return await self._bounded(self._full.get(name))

@@ -129,9 +129,8 @@ async def test_sentinel_master_killed_under_load(tmp_path, sentinel_set, figures
         server.stop()
 
 
-@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "redis-py-client"])
-async def test_cluster_master_killed_under_load(tmp_path, cluster_set, figures, pipelining):
-    server = serve(tmp_path, cluster_set.url, pipelining)
+async def test_cluster_master_killed_under_load(tmp_path, cluster_set, figures):
+    server = serve(tmp_path, cluster_set.url)
     try:
         # the master serving the first worker's extensions (and a third of the slots)
         victim = cluster_set.master_of(KEYS.cidblock("90000000"))
@@ -149,7 +148,7 @@ async def test_cluster_master_killed_under_load(tmp_path, cluster_set, figures, 
             state = read_state(client, load.writes)
         finally:
             client.close()
-        judge(figures, "cluster" + ("" if pipelining else ", redis-py client"), load, killed_at, state, affected)
+        judge(figures, "cluster", load, killed_at, state, affected)
         assert active_sessions(server) == 0
     finally:
         server.stop()
