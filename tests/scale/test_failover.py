@@ -42,11 +42,10 @@ def cluster_set(tmp_path):
     topology.stop()
 
 
-def serve(tmp_path, url: str, pipelining: bool = True) -> FeatureServer:
+def serve(tmp_path, url: str) -> FeatureServer:
     server = FeatureServer(tmp_path / "server", url,
                            ["--event-loop", "asyncio", "--metrics", "--metrics-port", str(free_port())],
                            env={"TELEFEATURES_REDIS_TIMEOUT": str(REDIS_TIMEOUT),
-                                "TELEFEATURES_REDIS_PIPELINING": "true" if pipelining else "false",
                                 "TELEFEATURES_LOG_LEVEL": "WARNING"})
     try:
         server.start()
