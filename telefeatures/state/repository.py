@@ -137,11 +137,14 @@ class StateRepository:
         return keys
 
     async def is_blocked(self, extension: str, tenant: str | None = None) -> bool:
+        key = self.keys.cidblock(extension, tenant)
+        old = self._legacy("cidblock", extension, tenant)
         with _redis_errors():
-            if await self.redis.get(self.keys.cidblock(extension, tenant)) is not None:
-                return True
-            old = self._legacy("cidblock", extension, tenant)
-            return old is not None and await self.redis.get(old) is not None
+            if old is None:
+                return await self.redis.get(key) is not None
+            # Both sent at once: one round trip, not a second one whenever blocking is off.
+            values = await asyncio.gather(self.redis.get(key), self.redis.get(old))
+        return any(value is not None for value in values)
 
     async def set_blocked(self, extension: str, blocked: bool, tenant: str | None = None) -> None:
         key = self.keys.cidblock(extension, tenant)
@@ -160,11 +163,15 @@ class StateRepository:
             await self.redis.hset(self.keys.last_caller(extension, tenant), mapping=record.to_fields())
 
     async def last_caller(self, extension: str, tenant: str | None = None) -> CallerRecord | None:
+        key = self.keys.last_caller(extension, tenant)
+        old = self._legacy("lastcaller", extension, tenant)
         with _redis_errors():
-            fields = await self.redis.hgetall(self.keys.last_caller(extension, tenant))
-            old = self._legacy("lastcaller", extension, tenant)
-            if not fields and old:
-                fields = await self.redis.hgetall(old)
+            if old is None:
+                fields = await self.redis.hgetall(key)
+            else:
+                # Both sent at once: one round trip, not a second one when there is no new record.
+                fields, old_fields = await asyncio.gather(self.redis.hgetall(key), self.redis.hgetall(old))
+                fields = fields or old_fields
         if not fields:
             return None
         return CallerRecord.from_fields(_text(fields))
