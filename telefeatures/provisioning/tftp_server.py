@@ -95,10 +95,6 @@ def error_packet(code: int, message: str) -> bytes:
     return struct.pack("!HH", OP_ERROR, code) + message.encode("ascii", "replace")[:200] + b"\0"
 
 
-def data_packet(block: int, payload: bytes) -> bytes:
-    return struct.pack("!HH", OP_DATA, block) + payload
-
-
 def oack_packet(options: dict[str, str]) -> bytes:
     body = b"".join(name.encode() + b"\0" + value.encode() + b"\0" for name, value in options.items())
     return struct.pack("!H", OP_OACK) + body
@@ -162,8 +158,8 @@ def resolve_request_path(real_root: str, name: str) -> str:
     return real
 
 
-def open_request_file(real_root: str, name: str) -> tuple[BinaryIO, int]:
-    """Open a regular file under the root for reading: (file, size)."""
+def open_request_file(real_root: str, name: str) -> tuple[BinaryIO, os.stat_result]:
+    """Open a regular file under the root for reading: (file, its fstat)."""
     path = resolve_request_path(real_root, name)
     try:
         # O_NONBLOCK: opening a FIFO must not hang the server; O_NOFOLLOW: the
@@ -187,7 +183,7 @@ def open_request_file(real_root: str, name: str) -> tuple[BinaryIO, int]:
             if not opened.startswith(real_root.rstrip("/") + "/"):
                 raise TftpError(ERR_ACCESS, "outside the TFTP root")
         os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb"), info.st_size
+        return os.fdopen(fd, "rb"), info
     except BaseException:
         os.close(fd)
         raise
@@ -408,9 +404,9 @@ class TftpServer:
                     self.record.note(request.filename, "refused", addr[0], reason="not the phone's address")
                     self._wake()
                 raise TftpError(ERR_NOT_FOUND, "file not found")  # exactly what a missing name gets
-            handle, size = open_request_file(self.real_root, request.filename)
+            handle, info = open_request_file(self.real_root, request.filename)
             with handle:
-                content = self._contents.get(handle, os.fstat(handle.fileno()), request.mode)
+                content = self._contents.get(handle, info, request.mode)
             accepted, blksize, timeout = negotiate(request.options, len(content), self.timeout)
         except TftpError as exc:
             if exc.code == ERR_NOT_FOUND and self.policy.note_unknown(peer, request.filename, now):

@@ -306,9 +306,9 @@ def test_second_line_of_defence_after_open(tree, monkeypatch):
         with pytest.raises(tftp.TftpError) as info:
             tftp.open_request_file(real_root, name)
         assert info.value.code == 2, name
-    handle, size = tftp.open_request_file(real_root, NAME)
+    handle, info = tftp.open_request_file(real_root, NAME)
     with handle:
-        assert handle.read() == SMALL and size == len(SMALL)
+        assert handle.read() == SMALL and info.st_size == len(SMALL)
 
 
 async def test_client_text_cannot_forge_log_lines(server, raw, caplog):
