@@ -35,13 +35,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .files import write_atomic
+
 VERSION = 1
 KINDS = ("ok", "refused", "failed")
+RECORD_MODE = 0o600  # peer addresses: for the server's user (and root) only
 
 
 @dataclass(frozen=True)
@@ -104,16 +106,7 @@ class FetchRecord:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         document = {"version": VERSION, "root": self.root,
                     "written": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "files": self.files}
-        fd, tmp = tempfile.mkstemp(prefix=".fetches-", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w") as out:
-                json.dump(document, out, separators=(",", ":"))
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        write_atomic(self.path, json.dumps(document, separators=(",", ":")).encode(), RECORD_MODE, keep_mode=False)
 
 
 def load_fetches(state_dir: str | os.PathLike[str]) -> dict[str, FileFetches]:
