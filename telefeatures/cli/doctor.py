@@ -10,15 +10,14 @@ from typing import Any
 
 import click
 
-from .provision import _ami_options, _ami_settings, _load, provision
+from .provision import _ami_options, _ami_settings, _load, _tftp_root_option, provision
 
 COLUMNS = ("PHONE", "LABEL", "FILE WRITTEN", "FETCHED", "REGISTERED", "FIRMWARE", "STATUS")
 
 
 @provision.command("doctor")
 @click.argument("inventory", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--tftp-root", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Directory the TFTP server serves.")
+@_tftp_root_option("Directory the TFTP server serves.")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path),
               help="The TFTP server's state directory (its fetch record) [default: the state_dir setting].")
 @click.option("--no-ami", is_flag=True, help="Do not ask Asterisk who is registered.")

@@ -26,23 +26,24 @@ from .provision import (
     _phones_option,
     _print_report,
     _run_notify,
+    _secrets_option,
+    _templates_option,
+    _tftp_root_option,
+    _verbose_option,
     provision,
 )
 
 
 @provision.command("rotate-passwords")
 @click.argument("inventory", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--tftp-root", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Directory the TFTP server serves (the phones' files are rewritten there).")
+@_tftp_root_option("Directory the TFTP server serves (the phones' files are rewritten there).")
 @click.option("--pjsip", "pjsip_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The PJSIP include Asterisk reads (rewritten, then res_pjsip is reloaded).")
 @_phones_option
-@click.option("--templates", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Directory of site templates overriding the built-in ones.")
-@click.option("--secrets", "secrets_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Generated passwords (JSON, mode 0600) [default: <tftp-root>.secrets.json beside the root].")
+@_templates_option
+@_secrets_option
 @_event_option
-@click.option("-v", "--verbose", is_flag=True, help="List every file, not just the first few.")
+@_verbose_option
 @_ami_options
 def rotate_passwords(inventory: Path, tftp_root: Path, pjsip_path: Path, macs: tuple[str, ...],
                      templates: Path | None, secrets_path: Path | None, event: str, verbose: bool,

@@ -69,6 +69,26 @@ def _ami_settings(ami_host, ami_port, ami_user, ami_secret, ami_timeout) -> AmiS
         raise click.ClickException(f"bad AMI settings: {exc}") from None
 
 
+def _tftp_root_option(help: str, required: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("--tftp-root", required=required,
+                        type=click.Path(exists=True, file_okay=False, path_type=Path), help=help)
+
+
+def _templates_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--templates", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                        help="Directory of site templates overriding the built-in ones.")(func)
+
+
+def _secrets_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--secrets", "secrets_path", type=click.Path(dir_okay=False, path_type=Path),
+                        help="Generated passwords (JSON, mode 0600) "
+                             "[default: <tftp-root>.secrets.json beside the root].")(func)
+
+
+def _verbose_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("-v", "--verbose", is_flag=True, help="List every file, not just the first few.")(func)
+
+
 def _phones_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--phones", "macs", multiple=True, metavar="MAC",
                         help="Only these phones (repeat, or separate with commas); default: every phone.")(func)
@@ -135,10 +155,8 @@ def _warn_missing_firmware(inv: Inventory, tftp_root: Path) -> None:
 
 @provision.command("check")
 @click.argument("inventory", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--templates", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Directory of site templates overriding the built-in ones.")
-@click.option("--tftp-root", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Also warn when a model's firmware (.loads and its images) is missing here.")
+@_templates_option
+@_tftp_root_option("Also warn when a model's firmware (.loads and its images) is missing here.", required=False)
 def check(inventory: Path, templates: Path | None, tftp_root: Path | None) -> None:
     """Validate INVENTORY and render every file in memory; write nothing.
 
@@ -161,8 +179,7 @@ def check(inventory: Path, templates: Path | None, tftp_root: Path | None) -> No
 
 @provision.command("build")
 @click.argument("inventory", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--tftp-root", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Directory the TFTP server serves; phone files go here.")
+@_tftp_root_option("Directory the TFTP server serves; phone files go here.")
 @click.option("--pjsip", "pjsip_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the PJSIP endpoints here (a file to #include from pjsip.conf).")
 @click.option("--hints", "hints_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -171,13 +188,11 @@ def check(inventory: Path, templates: Path | None, tftp_root: Path | None) -> No
 @click.option("--codes", "codes_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the Asterisk feature codes ([tf-features]) here, the same codes the phones' dial plan "
                    "has (e.g. /etc/asterisk/telefeatures/telefeatures-codes.conf).")
-@click.option("--templates", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Directory of site templates overriding the built-in ones.")
-@click.option("--secrets", "secrets_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Generated passwords (JSON, mode 0600) [default: <tftp-root>.secrets.json beside the root].")
+@_templates_option
+@_secrets_option
 @click.option("--notify", is_flag=True, help="Tell phones whose file changed to re-sync (through AMI).")
 @_event_option
-@click.option("-v", "--verbose", is_flag=True, help="List every file, not just the first few.")
+@_verbose_option
 @_ami_options
 def build(inventory: Path, tftp_root: Path, pjsip_path: Path | None, hints_path: Path | None,
           codes_path: Path | None, templates: Path | None, secrets_path: Path | None, notify: bool, event: str,
