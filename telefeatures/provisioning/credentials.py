@@ -16,7 +16,6 @@ Passwords given in the inventory always win and are never copied here.
 from __future__ import annotations
 
 import json
-import math
 import os
 import secrets
 import stat
@@ -34,11 +33,6 @@ ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
 # one. A generated password is as long as the site's limit allows.
 LENGTH = 12
 FORMAT = 1
-
-
-def entropy_bits(length: int) -> float:
-    """The strength of a generated password of ``length`` characters."""
-    return length * math.log2(len(ALPHABET))
 
 
 def generate_password(length: int = LENGTH) -> str:

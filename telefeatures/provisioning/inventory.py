@@ -407,7 +407,6 @@ def _override_model(base: type[BaseModel], name: str) -> type[BaseModel]:
 
 PHONE_SETTING_NAMES = tuple(PhoneSettings.model_fields)
 _PHONE_SETTING_SET = frozenset(PHONE_SETTING_NAMES)
-LINE_SETTING_NAMES = ("messages_number", "message_waiting_lamp_policy", "call_waiting")
 _PhoneOverrides = _override_model(PhoneSettings, "PhoneOverrides")
 TRANSPORT_CODES = {"udp": (2,), "tcp": (4, 1), "tls": (3,)}
 
