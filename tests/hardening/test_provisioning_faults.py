@@ -3,21 +3,18 @@ only ever see whole files: old or new, never a mix or a truncation."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
-import sys
 import threading
 
 import tftpy
 from lxml import etree
 
+from tests.support.cli import TELEFEATURES
 from tests.support.ports import free_port
 from tests.support.ports import udp_bound
 from tests.testbed.services import wait_for
 
-TELEFEATURES = shutil.which("telefeatures", path=os.path.dirname(sys.executable)) or "telefeatures"
 SEP = "SEP0019E8F490AD.cnf.xml"
 INVENTORY = """
 [site]

@@ -5,20 +5,16 @@ commands see its contact (PJSIPShowContacts) and notify sends (PJSIPNotify)."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import socket
-import subprocess
-import sys
 
 import pytest
 
+from tests.support.cli import run_cli
 from tests.support.ports import free_port
 from tests.testbed.asterisk import prepare
 from tests.testbed.sipp import SippRunner
 
-TELEFEATURES = shutil.which("telefeatures", path=os.path.dirname(sys.executable)) or "telefeatures"
 INVENTORY = """
 [site]
 asterisk_address = "127.0.0.1"
@@ -62,17 +58,15 @@ def test_doctor_and_notify_need_only_write_system(least_privileged_asterisk, tmp
     inventory = tmp_path / "phones.toml"
     inventory.write_text(INVENTORY)
     (tmp_path / "tftp").mkdir()
-    env = dict(os.environ, TELEFEATURES_AMI_HOST="127.0.0.1", TELEFEATURES_AMI_PORT=str(ast.ports.ami),
+    env = dict(TELEFEATURES_AMI_HOST="127.0.0.1", TELEFEATURES_AMI_PORT=str(ast.ports.ami),
                TELEFEATURES_AMI_USERNAME=ast.ami_user, TELEFEATURES_AMI_SECRET=ast.ami_secret)
 
-    doctor = subprocess.run([TELEFEATURES, "provision", "doctor", str(inventory), "--tftp-root", str(tmp_path / "tftp"),
-                             "--state-dir", str(tmp_path / "state")], env=env, capture_output=True, text=True,
-                            timeout=60)
+    doctor = run_cli("provision", "doctor", str(inventory), "--tftp-root", str(tmp_path / "tftp"),
+                     "--state-dir", str(tmp_path / "state"), env=env, timeout=60)
     assert "1001 from 127.0.0.1 (telefeatures-testbed-phone)" in doctor.stdout, doctor.stdout + doctor.stderr
     assert "00:19:e8:f4:aa:02: line 1002 is not registered" in doctor.stdout
 
-    notify = subprocess.run([TELEFEATURES, "provision", "notify", str(inventory)], env=env, capture_output=True,
-                            text=True, timeout=60)
+    notify = run_cli("provision", "notify", str(inventory), env=env, timeout=60)
     assert "told     00:19:e8:f4:aa:01 (endpoint 1001): check-sync" in notify.stdout, notify.stdout + notify.stderr
     assert "notify check-sync: 1 phone(s) told, 0 failed, 1 not told (not registered)" in notify.stdout
     assert notify.returncode == 1  # the phone that is not registered was not told, and the exit code says so

@@ -4,19 +4,15 @@ so the check is worth something."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run_cli
 from tests.unit.provisioning.conftest import SITE
 from tests.unit.provisioning.test_dhcp import DHCP, phone
-
-TELEFEATURES = shutil.which("telefeatures", path=os.path.dirname(sys.executable)) or "telefeatures"
 
 CHECKS = {
     "isc": lambda path: ["dhcpd", "-t", "-cf", str(path)],
@@ -42,8 +38,7 @@ def test_generated_configuration_passes_the_daemons_own_check(fmt, dhcp, tmp_pat
     inventory.write_text(SITE + dhcp + "".join(phone(n, f"10.20.0.{10 + n}", f"P{n};{{}}#'") for n in range(1, 41))
                          + phone(50, None))
     out = tmp_path / f"phones.{fmt}"
-    made = subprocess.run([TELEFEATURES, "provision", "dhcp", str(inventory), "--format", fmt, "--output", str(out)],
-                          capture_output=True, text=True, timeout=60)
+    made = run_cli("provision", "dhcp", str(inventory), "--format", fmt, "--output", str(out), timeout=60)
     assert made.returncode == 0, made.stderr
     checked = daemon_check(fmt, out)
     assert checked.returncode == 0, checked.stdout + checked.stderr

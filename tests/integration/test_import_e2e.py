@@ -5,26 +5,18 @@ real Asterisk using exactly the credentials of its *original* file."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
-import subprocess
-import sys
 
 import pytest
 from lxml import etree
 
+from tests.support.cli import run_cli
 from tests.support.corpus import corpus_dir
 from tests.support.ports import free_port
 from tests.testbed.services import wait_for
 
-TELEFEATURES = shutil.which("telefeatures", path=os.path.dirname(sys.executable)) or "telefeatures"
 # A 7961 on a FRITZ!Box: line 623 authenticating as 624, two speed dials.
 CORPUS_FILE = "sep/mkirbst__cisco7960fritzbox__configs_cisco7961__SEP0012345678DE.cnf.xml"
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([TELEFEATURES, *args], capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +28,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from tests.support.cli import TELEFEATURES, run_cli
 from tests.support.netns import PhoneNetwork
 from tests.support.ports import free_port, udp_bound
 from tests.support.redis_server import RedisProcess
@@ -37,7 +36,6 @@ from tests.testbed.asterisk import Asterisk, choose_source, prepare, remove_run_
 from tests.testbed.services import KEY_PREFIX, FeatureServer, wait_for
 from tests.testbed.sipp import AnsweringAgent, SippRunner
 
-TELEFEATURES = shutil.which("telefeatures", path=os.path.dirname(sys.executable)) or "telefeatures"
 UDHCPC_SCRIPT = Path(__file__).resolve().parents[1] / "support" / "udhcpc_record.sh"
 SERVER_IP = "10.99.0.1"
 PHONE_SUBNET = "10.99.0.0/24"
@@ -91,11 +89,6 @@ type = transport
 protocol = udp
 bind = {SERVER_IP}:{SIP_PORT}
 """
-
-
-def run_cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([TELEFEATURES, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
 
 
 @dataclass

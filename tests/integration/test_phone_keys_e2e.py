@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from tests.integration.test_provisioning_e2e import run_cli
+from tests.support.cli import run_cli
 from tests.support.ports import free_port
 from tests.testbed.services import wait_for
 from tests.testbed.sipp import AnsweringAgent

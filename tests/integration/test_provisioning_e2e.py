@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import asyncio
 
-import os
-import shutil
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
+from tests.support.cli import TELEFEATURES, run_cli
 from tests.support.ports import free_port
 from tests.support.ports import udp_bound
 from tests.testbed.services import wait_for
@@ -24,7 +22,6 @@ from tests.testbed.sipp import AnsweringAgent
 
 MAC = "00:19:e8:aa:bb:01"
 SEP = "SEP0019E8AABB01.cnf.xml"
-TELEFEATURES = shutil.which("telefeatures", path=os.path.dirname(sys.executable)) or "telefeatures"
 
 INVENTORY = """
 [site]
@@ -54,11 +51,6 @@ label = "Lab"
   display_name = "Second line"
   auth_user = "lab-2001"
 """
-
-
-def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([TELEFEATURES, *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +85,6 @@ def tftp_server(provisioned, tmp_path_factory):
     yield port
     proc.terminate()
     proc.wait(timeout=10)
-
 
 
 def tftp_get(port: int, name: str, dest: Path) -> bytes:

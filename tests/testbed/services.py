@@ -5,14 +5,13 @@ benchmarks (Redis: tests/support/redis_server.py)."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from telefeatures.state.schema import KeySchema
+from tests.support.cli import TELEFEATURES
 from tests.support.ports import free_port, tcp_open
 
 KEY_PREFIX = "tfit:"
@@ -44,11 +43,10 @@ class FeatureServer:
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        exe = shutil.which("telefeatures", path=os.path.dirname(sys.executable)) or "telefeatures"
         env = {**os.environ, "TELEFEATURES_KEY_PREFIX": KEY_PREFIX, "TELEFEATURES_REDIS_URL": self.redis_url,
                **self.env}
         self.process = subprocess.Popen(
-            [exe, "serve", "--port", str(self.port), *self.args],
+            [TELEFEATURES, "serve", "--port", str(self.port), *self.args],
             stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT, env=env)
         wait_for(lambda: tcp_open(self.port) or self.process.poll() is not None,
                  what="telefeatures serve")
