@@ -15,8 +15,8 @@ from pathlib import Path
 import redis
 
 from .ports import free_port
+from .redis_server import REDIS_SERVER
 
-REDIS_SERVER = shutil.which("redis-server", path="/usr/bin:/usr/local/bin") or shutil.which("redis-server")
 REDIS_CLI = shutil.which("redis-cli", path="/usr/bin:/usr/local/bin") or shutil.which("redis-cli")
 SERVICE = "tf"
 DOWN_AFTER_MS = 1000
