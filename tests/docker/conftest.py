@@ -29,7 +29,8 @@ def containers(images):
     """Start containers with ``containers.run(...)``; all removed afterwards."""
 
     class Containers:
-        names: list[str] = []
+        def __init__(self) -> None:
+            self.names: list[str] = []
 
         def run(self, image: str, *args: str, options: tuple[str, ...] = ()) -> str:
             name = f"tf-test-{uuid.uuid4().hex[:8]}"
@@ -39,7 +40,6 @@ def containers(images):
             return name
 
     started = Containers()
-    started.names = []
     yield started
     for name in started.names:
         subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True)
