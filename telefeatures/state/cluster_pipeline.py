@@ -19,12 +19,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .redis_pipeline import FullClientCommands, PipelinedRedis
+from .redis_pipeline import PipelinedCommands, PipelinedRedis
 
 _REDIRECTS = ("MOVED", "TRYAGAIN", "CLUSTERDOWN")
 
 
-class PipelinedCluster(FullClientCommands):
+class PipelinedCluster(PipelinedCommands):
     def __init__(self, full: RedisCluster, username: str | None, password: str | None, timeout: float):
         self._full = full
         self._target = {"username": username, "password": password}
@@ -48,7 +48,7 @@ class PipelinedCluster(FullClientCommands):
             self._refreshing.add_done_callback(lambda _: setattr(self, "_refreshing", None))
         await asyncio.shield(self._refreshing)
 
-    async def _execute(self, key: str, *args):
+    async def _send(self, key: str, *args):
         await self._full.initialize()  # a no-op once the slot map is known
         try:
             return await self._pipe_for(key).execute(*args)
@@ -62,35 +62,18 @@ class PipelinedCluster(FullClientCommands):
         await self._refresh()
         return await self._pipe_for(key).execute(*args)
 
-    async def get(self, name):
-        return await self._execute(name, "GET", name)
-
-    async def set(self, name, value):
-        return await self._execute(name, "SET", name, value) == b"OK"
-
     def _one_slot(self, names) -> bool:
         return len({self._full.keyslot(name) for name in names}) == 1
 
     async def delete(self, *names):
         if not self._one_slot(names):  # redis-py splits it by slot
             return await self._full.delete(*names)
-        return await self._execute(names[0], "DEL", *names)
+        return await super().delete(*names)
 
     async def exists(self, *names):
         if not self._one_slot(names):
             return await self._full.exists(*names)
-        return await self._execute(names[0], "EXISTS", *names)
-
-    async def hset(self, name, *, mapping):
-        args = [item for pair in mapping.items() for item in pair]
-        return await self._execute(name, "HSET", name, *args)
-
-    async def hgetall(self, name):
-        flat = await self._execute(name, "HGETALL", name)
-        return dict(zip(flat[::2], flat[1::2], strict=True))
-
-    async def zscore(self, name, value):
-        return await self._execute(name, "ZSCORE", name, value)
+        return await super().exists(*names)
 
     async def ping(self) -> bool:
         return await self._full.ping()

@@ -196,7 +196,39 @@ class FullClientCommands:
         return self._full.scan_iter(match=match, count=count)
 
 
-class PipelinedRedis(FullClientCommands):
+class PipelinedCommands(FullClientCommands):
+    """The call-path commands (GET, SET, DEL, EXISTS, HSET, HGETALL, ZSCORE) as
+    raw Redis commands, each handed to ``_send(key, *command)``: the single
+    connection ignores the key, the cluster picks its master's connection by it."""
+
+    def _send(self, key: str, *args) -> Awaitable:
+        raise NotImplementedError
+
+    async def get(self, name):
+        return await self._send(name, "GET", name)
+
+    async def set(self, name, value):
+        return await self._send(name, "SET", name, value) == b"OK"
+
+    async def delete(self, *names):
+        return await self._send(names[0], "DEL", *names)
+
+    async def exists(self, *names):
+        return await self._send(names[0], "EXISTS", *names)
+
+    async def hset(self, name, *, mapping):
+        args = [item for pair in mapping.items() for item in pair]
+        return await self._send(name, "HSET", name, *args)
+
+    async def hgetall(self, name):
+        flat = await self._send(name, "HGETALL", name)
+        return dict(zip(flat[::2], flat[1::2], strict=True))
+
+    async def zscore(self, name, value):
+        return await self._send(name, "ZSCORE", name, value)
+
+
+class PipelinedRedis(PipelinedCommands):
     """:class:`RedisCommands` with the calls a feature makes during a call (GET,
     SET, DEL, EXISTS, HSET, HGETALL) pipelined on one connection; PING, SCAN and
     transactions go to the redis-py client it wraps.
@@ -312,28 +344,8 @@ class PipelinedRedis(FullClientCommands):
         pipe = self._pipe
         return pipe if pipe is not None and not pipe.closed else None
 
-    async def get(self, name):
-        return await self.execute("GET", name)
-
-    async def set(self, name, value):
-        return await self.execute("SET", name, value) == b"OK"
-
-    async def delete(self, *names):
-        return await self.execute("DEL", *names)
-
-    async def exists(self, *names):
-        return await self.execute("EXISTS", *names)
-
-    async def hset(self, name, *, mapping):
-        args = [item for pair in mapping.items() for item in pair]
-        return await self.execute("HSET", name, *args)
-
-    async def hgetall(self, name):
-        flat = await self.execute("HGETALL", name)
-        return dict(zip(flat[::2], flat[1::2], strict=True))
-
-    async def zscore(self, name, value):
-        return await self.execute("ZSCORE", name, value)
+    def _send(self, key: str, *args) -> Awaitable:
+        return self.execute(*args)  # one connection: every key goes the same way
 
     # not pipelined (see FullClientCommands for the rest)
 
