@@ -25,8 +25,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 if TYPE_CHECKING:
     from .inventory import Inventory
 
-FORMATS = ("isc", "dnsmasq", "kea")
 TEMPLATES = {"isc": "dhcpd.conf.j2", "dnsmasq": "dnsmasq.conf.j2", "kea": "kea-dhcp4.conf.j2"}
+FORMATS = tuple(TEMPLATES)
 
 
 def ipv4_address(value: str) -> str:
@@ -147,7 +147,7 @@ class DhcpError(Exception):
 
 
 def _environment() -> jinja2.Environment:
-    env = jinja2.Environment(
+    return jinja2.Environment(
         loader=jinja2.PackageLoader("telefeatures.provisioning", "templates"),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -155,7 +155,6 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
         autoescape=False,
     )
-    return env
 
 
 def render_dhcp(inventory: Inventory, fmt: Literal["isc", "dnsmasq", "kea"]) -> bytes:
