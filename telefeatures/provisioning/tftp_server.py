@@ -400,7 +400,7 @@ class TftpServer:
         binding = self.policy.binding
         try:
             if binding is not None and not binding.serves(request.filename, addr[0], now):
-                if self.record is not None and os.path.lexists(os.path.join(self.real_root, request.filename)):
+                if self.record is not None and self._servable(request.filename):
                     self.record.note(request.filename, "refused", addr[0], reason="not the phone's address")
                     self._wake()
                 raise TftpError(ERR_NOT_FOUND, "file not found")  # exactly what a missing name gets
@@ -440,6 +440,14 @@ class TftpServer:
             transfer.packet = transfer.data_packet()
         self._send(transfer, now)
         self._schedule(transfer)
+
+    def _servable(self, name: str) -> bool:
+        """Would ``name`` be served to the right peer? Checked like a request, so
+        a name that leaves the root is never looked up (nor recorded)."""
+        try:
+            return os.path.isfile(resolve_request_path(self.real_root, name))
+        except TftpError:
+            return False
 
     def _evict_silent(self) -> bool:
         """All slots taken: end the oldest transfer whose first packet went

@@ -186,6 +186,9 @@ async def test_phone_config_only_to_its_own_address(start, peers, root, tmp_path
         await stranger.fetch(server.port, f"SEP{STALE}.cnf.xml")
     with pytest.raises(LookupError, match="file not found"):  # nor in a subdirectory
         await stranger.fetch(server.port, f"sub/SEP{BOUND}.cnf.xml")
+    escaping = f"../{root.name}/SEP{BOUND}.cnf.xml"  # the same file, named by a path the server never serves
+    with pytest.raises(LookupError, match="file not found"):
+        await stranger.fetch(server.port, escaping)
     # A phone without an address, and files that are no phone's, go to anyone allowed.
     assert await stranger.fetch(server.port, f"SEP{FREE}.cnf.xml") == (root / f"SEP{FREE}.cnf.xml").read_bytes()
     assert await stranger.fetch(server.port, "dialplan.xml") == b"<DIALTEMPLATE/>\n"
@@ -202,6 +205,7 @@ async def test_phone_config_only_to_its_own_address(start, peers, root, tmp_path
     assert (fetches[bound_name].refused.peer, fetches[bound_name].refused.reason) == (
         "127.0.0.22", "not the phone's address")
     assert "SEP0019E8ABCDEF.cnf.xml" not in fetches  # names that do not exist are never recorded
+    assert escaping not in fetches  # nor names that leave the root
 
 
 async def test_tftp_hpa_from_the_wrong_address_sees_a_missing_file(start, write_inventory, tmp_path):
