@@ -158,7 +158,7 @@ async def apply_import(plan: ImportPlan, repo: StateRepository, overwrite: bool,
     for ext, (key, blocked) in sorted(plan.blocks.items()):
         value = "1" if blocked else "0"
         if not overwrite:
-            if await repo.has_blocking(ext, tenant):
+            if await repo.is_blocked(ext, tenant):  # a stored setting: off is no key
                 plan.skipped.append((key, value, BLOCK_KEPT))
                 continue
             if await repo.imported_before(key, tenant) == value:
@@ -169,7 +169,7 @@ async def apply_import(plan: ImportPlan, repo: StateRepository, overwrite: bool,
             await repo.remember_import(key, value, tenant)
         blocks += 1
     for ext, (key, record) in sorted(plan.callers.items()):
-        if not overwrite and await repo.has_last_caller(ext, tenant):
+        if not overwrite and await repo.last_caller(ext, tenant) is not None:
             plan.skipped.append((key, record.number, CALLER_KEPT))
             continue
         if not dry_run:

@@ -176,13 +176,6 @@ class StateRepository:
             return None
         return CallerRecord.from_fields(_text(fields))
 
-    async def has_blocking(self, extension: str, tenant: str | None = None) -> bool:
-        """A blocking setting is stored (it is on: off is the absence of the key)."""
-        return await self.is_blocked(extension, tenant)
-
-    async def has_last_caller(self, extension: str, tenant: str | None = None) -> bool:
-        return await self.last_caller(extension, tenant) is not None
-
     async def imported_before(self, source_key: str, tenant: str | None = None) -> str | None:
         """The value an earlier AstDB import took from ``source_key``, if any."""
         with _redis_errors():
