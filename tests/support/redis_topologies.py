@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Self
 
 import redis
 
@@ -95,7 +96,18 @@ def _data_node_lines(aof: bool, extra: list[str]) -> list[str]:
     ]
 
 
-class SentinelSet:
+class _Topology:
+    """Several redis-server processes that come up together or not at all."""
+
+    def start(self) -> Self:
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()  # no process left behind when the topology cannot come up
+            raise
+
+
+class SentinelSet(_Topology):
     """1 master + 2 replicas + 3 sentinels (quorum 2) on 127.0.0.1."""
 
     def __init__(self, workdir: Path, *, down_after_ms: int = DOWN_AFTER_MS, aof: bool = False,
@@ -119,13 +131,6 @@ class SentinelSet:
     def url(self) -> str:
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
         return f"redis+sentinel://{hosts}/{SERVICE}"
-
-    def start(self) -> SentinelSet:
-        try:
-            return self._start()
-        except BaseException:
-            self.stop()  # no process left behind when the set cannot come up
-            raise
 
     def _start(self) -> SentinelSet:
         master = self.data[0].start()
@@ -195,7 +200,7 @@ def _slot_masters(node: Node, key: str) -> int | None:
     return None
 
 
-class ClusterSet:
+class ClusterSet(_Topology):
     """A 6-node Redis Cluster (3 masters, 3 replicas) on 127.0.0.1."""
 
     def __init__(self, workdir: Path, *, node_timeout_ms: int = DOWN_AFTER_MS, aof: bool = False):
@@ -217,13 +222,6 @@ class ClusterSet:
     @property
     def url(self) -> str:
         return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:3])
-
-    def start(self) -> ClusterSet:
-        try:
-            return self._start()
-        except BaseException:
-            self.stop()  # no process left behind when the cluster cannot come up
-            raise
 
     def _start(self) -> ClusterSet:
         for node in self.nodes:
