@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
+import random
 import socket
+
+# Ports the kernel hands out for bind(0) come from ip_local_port_range
+# (32768-60999 by default), so every free_port() lands there. Media ports are
+# different: sipp binds -mp and the three after it (audio RTP/RTCP, video
+# RTP/RTCP) and Asterisk binds anywhere in its rtpstart-rtpend range, and a
+# later free_port() can hand any of those out to someone else. Both come from
+# blocks below the ephemeral range instead, disjoint from each other.
+SIPP_MEDIA_RANGE = (12000, 19996)
+ASTERISK_RTP_RANGE = (20000, 31800)
+_media_blocks = itertools.count(random.randrange(0, 2000))
+_rtp_blocks = itertools.count(random.randrange(0, 59))
 
 
 def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
@@ -11,6 +24,29 @@ def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
     with socket.socket(family, kind) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def _udp_block_free(base: int, count: int, host: str) -> bool:
+    return not any(udp_bound(port, host) for port in range(base, base + count))
+
+
+def sipp_media_port(host: str = "127.0.0.1") -> int:
+    """An even port for sipp's ``-mp`` with it and the next three free on ``host``."""
+    low, high = SIPP_MEDIA_RANGE
+    slots = (high - low) // 4
+    for _ in range(slots):
+        base = low + (next(_media_blocks) % slots) * 4
+        if _udp_block_free(base, 4, host):
+            return base
+    raise OSError(f"no four free UDP ports in {low}-{high} on {host}")
+
+
+def asterisk_rtp_range(width: int = 200) -> tuple[int, int]:
+    """An ``rtpstart``/``rtpend`` pair nothing else in the tests picks from."""
+    low, high = ASTERISK_RTP_RANGE
+    slots = (high - low) // width
+    start = low + (next(_rtp_blocks) % slots) * width
+    return start, start + width
 
 
 def tcp_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -36,7 +36,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.ports import free_port
+from tests.support.ports import asterisk_rtp_range, free_port
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent.parent
@@ -455,9 +455,9 @@ def prepare(agi_port: int, env: dict | None = None, extra_pjsip: str = "", quiet
         datadir = "/usr/share/asterisk"
     for sub in ("etc/telefeatures", "lib", "spool", "run", "log"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
-    rtp = free_port(socket.SOCK_DGRAM)
+    rtp_start, rtp_end = asterisk_rtp_range()
     ports = Ports(sip=free_port(socket.SOCK_DGRAM), ami=free_port(), agi=agi_port,
-                  provider=free_port(socket.SOCK_DGRAM, "127.0.0.2"), rtp_start=rtp, rtp_end=rtp + 200)
+                  provider=free_port(socket.SOCK_DGRAM, "127.0.0.2"), rtp_start=rtp_start, rtp_end=rtp_end)
     ast = Asterisk(source=source, run_dir=run_dir, inside=inside, ports=ports, ami_user="tftest",
                    ami_secret=uuid.uuid4().hex, phone_secret=uuid.uuid4().hex[:12], root=root, image=image,
                    env=env or {})

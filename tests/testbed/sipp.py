@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.ports import free_port, udp_bound
+from tests.support.ports import free_port, sipp_media_port, udp_bound
 
 from .asterisk import Asterisk, TestbedError, fill_placeholders
 
@@ -99,6 +99,15 @@ def render_scenario(name: str, values: dict[str, str]) -> str:
     return fill_placeholders((SCENARIOS / name).read_text(), values, name)
 
 
+def _with_fresh_ports(cmd: list[str]) -> list[str]:
+    """``cmd`` with new signalling and media ports for its local address."""
+    cmd = list(cmd)
+    local_ip = cmd[cmd.index("-i") + 1]
+    cmd[cmd.index("-p") + 1] = str(free_port(socket.SOCK_DGRAM, local_ip))
+    cmd[cmd.index("-mp") + 1] = str(sipp_media_port(local_ip))
+    return cmd
+
+
 class SippRunner:
     """Phones talking to ``asterisk`` at ``server`` (default: its loopback
     transport); a phone's own address is ``local_ip``."""
@@ -117,20 +126,30 @@ class SippRunner:
         rendered.write_text(render_scenario(scenario, values))
         cmd = ["sipp", self.server, "-sf", str(rendered),
                "-i", local_ip, "-p", str(free_port(socket.SOCK_DGRAM, local_ip)),
-               "-mp", str(free_port(socket.SOCK_DGRAM, local_ip)), "-nostdin", "-m", "1",
+               "-mp", str(sipp_media_port(local_ip)), "-nostdin", "-m", "1",
                "-trace_msg", "-message_file", str(trace), "-trace_err",
                "-error_file", str(trace.with_suffix(".err")), "-t", "u1"]
         return cmd, trace
 
     def _run(self, cmd: list[str], trace: Path, timeout: float) -> SippResult:
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 15)
-        except subprocess.TimeoutExpired as exc:
-            raise TestbedError(f"sipp did not finish: {' '.join(cmd)}") from exc
-        text = trace.read_text(errors="replace") if trace.exists() else ""
-        err = trace.with_suffix(".err")
-        errors = err.read_text(errors="replace") if err.exists() else ""
-        return SippResult(proc.returncode, parse_trace(text), proc.stdout[-2000:] + errors[-2000:])
+        for _ in range(3):
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 15)
+            except subprocess.TimeoutExpired as exc:
+                raise TestbedError(f"sipp did not finish: {' '.join(cmd)}") from exc
+            text = trace.read_text(errors="replace") if trace.exists() else ""
+            err = trace.with_suffix(".err")
+            errors = err.read_text(errors="replace") if err.exists() else ""
+            result = SippResult(proc.returncode, parse_trace(text), proc.stdout[-2000:] + errors[-2000:])
+            # A port taken between picking it and sipp binding it stops sipp
+            # before it sends anything: the call never happened, so run it
+            # again on other ports rather than fail the test on it.
+            if result.messages or "errno = 98" not in result.output:
+                return result
+            cmd = _with_fresh_ports(cmd)
+            trace.unlink(missing_ok=True)
+            err.unlink(missing_ok=True)
+        return result
 
     def register(self, ext: str, contact_port: int, timeout: float = 20, *, auth_user: str | None = None,
                  password: str | None = None, local_ip: str = "127.0.0.1") -> SippResult:
@@ -183,17 +202,26 @@ class AnsweringAgent:
 
     def start(self) -> AnsweringAgent:
         self.trace.parent.mkdir(parents=True, exist_ok=True)
-        cmd = ["sipp", "-sf", str(SCENARIOS / self.scenario), "-i", self.ip, "-p", str(self.port),
-               "-mp", str(free_port(socket.SOCK_DGRAM, self.ip)), "-nostdin", "-trace_msg",
-               "-message_file", str(self.trace), "-t", "u1"]
-        self._out = open(self.trace.with_suffix(".out"), "wb")
-        self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 5
-        while not udp_bound(self.port, self.ip):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise TestbedError(f"sipp UAS on {self.ip}:{self.port} did not start")
-            time.sleep(0.02)
-        return self
+        out = self.trace.with_suffix(".out")
+        for _ in range(3):
+            cmd = ["sipp", "-sf", str(SCENARIOS / self.scenario), "-i", self.ip, "-p", str(self.port),
+                   "-mp", str(sipp_media_port(self.ip)), "-nostdin", "-trace_msg",
+                   "-message_file", str(self.trace), "-t", "u1"]
+            with open(out, "wb") as sink:
+                self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=sink,
+                                                stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + 5
+            while not udp_bound(self.port, self.ip):
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
+            else:
+                return self
+            self.stop()
+            # A media port taken after it was picked: try other ones.
+            if "errno = 98" not in out.read_text(errors="replace"):
+                break
+        raise TestbedError(f"sipp UAS on {self.ip}:{self.port} did not start")
 
     def messages(self) -> list[SipMessage]:
         return parse_trace(self.trace.read_text(errors="replace")) if self.trace.exists() else []

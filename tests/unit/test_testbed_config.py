@@ -2,7 +2,11 @@
 
 With RTP bound to 0.0.0.0 Asterisk looks up its host name for the SDP of every
 call; under load some lookups hit the resolver's 5 s timeout and calls stalled
-in bursts. Every endpoint therefore binds its media to 127.0.0.1."""
+in bursts. Every endpoint therefore binds its media to 127.0.0.1.
+
+Media ports come from blocks of their own: a sipp phone binds four ports from
+its ``-mp`` on, and a port picked from the kernel's ephemeral range could be
+handed to someone else before sipp binds it."""
 
 from __future__ import annotations
 
@@ -38,3 +42,30 @@ def test_every_phone_endpoint_is_made_from_that_template():
     text = PJSIP.read_text()
     for phone in ("1000", "1001", "1002"):
         assert f"[{phone}](phone)\n" in text
+
+
+def test_sipp_media_ports_skip_a_block_with_any_port_taken_and_stay_out_of_kernel_and_asterisk_ranges():
+    import socket
+
+    from tests.support import ports
+
+    base = ports.sipp_media_port()
+    assert base % 2 == 0 and ports.SIPP_MEDIA_RANGE[0] <= base <= ports.SIPP_MEDIA_RANGE[1]
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert base + 3 < ephemeral_low and base + 3 < ports.ASTERISK_RTP_RANGE[0]
+    # Take the video RTP port (base + 2) of the next block the picker would
+    # offer: it must move past that block rather than hand it out.
+    upcoming = ports.SIPP_MEDIA_RANGE[0] + (next(ports._media_blocks) + 1) % (
+        (ports.SIPP_MEDIA_RANGE[1] - ports.SIPP_MEDIA_RANGE[0]) // 4) * 4
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", upcoming + 2))
+        chosen = ports.sipp_media_port()
+    assert chosen != upcoming and not any(ports.udp_bound(p) for p in range(chosen, chosen + 4))
+
+
+def test_asterisk_rtp_range_is_below_the_ports_the_kernel_hands_out():
+    from tests.support import ports
+
+    start, end = ports.asterisk_rtp_range()
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert end - start == 200 and ports.ASTERISK_RTP_RANGE[0] <= start and end < ephemeral_low
