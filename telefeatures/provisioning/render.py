@@ -19,7 +19,7 @@ from .dial_templates import check_dialplan
 from .inventory import Button, Inventory, Phone, PhoneSettings, Site
 from .sip_cnf import NTP_MODES, cnf_quote, sip_cnf_zone
 from .timezones import cisco_time_zone
-from .xml_checks import REQUIRED_PATHS, check_sep_config, check_xml_default
+from .xml_checks import LINE_PATH, check_sep_config, check_xml_default, missing_element
 
 SEP_TEMPLATE = "SEP.cnf.xml.j2"
 DIALPLAN_TEMPLATE = "dialplan.xml.j2"
@@ -208,7 +208,7 @@ def _site_part(head: str, tail: str) -> tuple[bytes, bytes] | None:
     # The only problem may be the missing line keys (the phone part has them);
     # none of what the phone part is checked for may be here as well.
     if placeholder is None or placeholder.getparent() is not profile \
-            or check_sep_config(root) != [f"required element {REQUIRED_PATHS[1]} is missing"] \
+            or check_sep_config(root) != [missing_element(LINE_PATH)] \
             or root.find("sipProfile/phoneLabel") is not None:
         return None
     stamp = root.find("versionStamp")

@@ -5,7 +5,7 @@ holds no template placeholder passes them; the counts are printed."""
 from __future__ import annotations
 
 from telefeatures.provisioning.config_reader import PLACEHOLDER, ConfigReadError, parse_xml
-from telefeatures.provisioning.xml_checks import check_sep_config, check_xml_default
+from telefeatures.provisioning.xml_checks import SEP_RULES, check_sep_config, check_xml_default
 from tests.support.corpus import corpus_files
 
 # Not well-formed as found (PROVENANCE.md, "Malformed as found").
@@ -44,6 +44,8 @@ def test_corpus_sep_files_pass_the_checks_unless_they_are_templates():
     for name, problems in refused.items():
         text = next(p for p in corpus_files("sep", "sep-ktt-ol") if p.name == name).read_text(errors="replace")
         assert PLACEHOLDER.search(text), (name, problems)  # only templates may fail
+        # and each refusal cites the documented rule (or corpus evidence) it rests on
+        assert all(any(p.endswith(f"({rule})") for rule in SEP_RULES) for p in problems), problems
     # Every well-formed file whose values are real passes: 14 real-phone files among them.
     assert sum(1 for name in passed if "ktt-ol" in name or "zheltovanton" in name) == 14
     # The corpus today: 37 files, one not well-formed, 9 templates whose placeholders break a limit.

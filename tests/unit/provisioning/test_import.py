@@ -18,6 +18,7 @@ from telefeatures.provisioning.config_reader import (
     read_sip79x0,
 )
 from telefeatures.provisioning.inventory import load_inventory
+from telefeatures.provisioning.xml_checks import BOOLEAN_RULE, PHONE_LABEL_RULE
 
 from .conftest import SITE, phone_toml
 
@@ -451,6 +452,11 @@ def test_lint_names_the_line_of_a_broken_sep_setting(tmp_path):
     assert any(line.startswith(f"{path}:{label_line}: phoneLabel 'Label-of-the-office'") for line in lines), lines
     join_line = 1 + next(n for n, text in enumerate(RICH_FILE.splitlines()) if "<cnfJoinEnabled>" in text)
     assert any(line.startswith(f"{path}:{join_line}: cnfJoinEnabled is 'False'") for line in lines), lines
+    # each names the rule and its source
+    assert any(line.startswith(f"{path}:{label_line}: phoneLabel") and line.endswith(f"({PHONE_LABEL_RULE})")
+               for line in lines), lines
+    assert any(line.startswith(f"{path}:{join_line}: cnfJoinEnabled") and line.endswith(f"({BOOLEAN_RULE})")
+               for line in lines), lines
 
 
 def test_an_imported_dial_plan_is_served_unchanged_from_a_template_directory(tmp_path):

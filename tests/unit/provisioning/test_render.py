@@ -12,7 +12,7 @@ from telefeatures.provisioning.credentials import ALPHABET, LENGTH, generate_pas
 from telefeatures.provisioning.dial_templates import check_dialplan, pattern_problem
 from telefeatures.provisioning.inventory import parse_inventory
 from telefeatures.provisioning.render import ConfigRenderer, RenderError
-from telefeatures.provisioning.xml_checks import check_sep_config, check_xml_default
+from telefeatures.provisioning.xml_checks import XML_DEFAULT_ROOT_RULE, check_sep_config, check_xml_default
 
 from .conftest import SITE, phone_toml
 
@@ -269,4 +269,5 @@ def test_checks_still_catch_what_breaks_a_phone():
     assert any("button used twice" in p for p in problems)
     assert any("featureID 21 needs speedDialNumber" in p for p in problems)
     assert any("natEnabled is 'yes'" in p for p in problems)
-    assert check_xml_default(etree.fromstring(b"<Defaults/>")) == ["root element is <Defaults>, must be <Default>"]
+    assert check_xml_default(etree.fromstring(b"<Defaults/>")) == [
+        f"root element is <Defaults>, must be <Default> ({XML_DEFAULT_ROOT_RULE})"]
