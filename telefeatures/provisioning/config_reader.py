@@ -264,7 +264,10 @@ def parse_sip_conf(text: str, source: str) -> dict[str, tuple[str, int]]:
             continue
         match = _SIP_LINE.match(raw)
         if not match:
-            problems.append(f"line {number}: not 'key: value': {stripped[:60]!r}")
+            # Cisco's 7940/7960 guides document only "name: value" lines; what the phone makes
+            # of another line is unknown, so the file's meaning cannot be proven.
+            hint = " ('=' is not the separator the Cisco guides document)" if re.match(r"\s*\w+\s*=", raw) else ""
+            problems.append(f"line {number}: not 'key: value'{hint}: {stripped[:60]!r}")
             continue
         key, rest = match.group(1), match.group(2).strip()
         if rest.startswith('"'):
@@ -318,11 +321,13 @@ def read_sip79x0(files: list[tuple[str, str]]) -> PhoneMeaning:
 
 # The 7940/7960's daylight-saving defaults (Cisco SIP IP Phone Administrator
 # Guide, SIPDefault.cnf parameters): on, first Sunday of April to the last
-# Sunday of October, 02:00.
-DST_DEFAULTS = {"dst_auto_adjust": "1", "dst_start_month": "April", "dst_start_week_of_month": "1",
-                "dst_start_day_of_week": "Sunday", "dst_start_time": "02:00", "dst_stop_month": "October",
-                "dst_stop_week_of_month": "8", "dst_stop_day_of_week": "Sunday", "dst_stop_time": "02:00"}
+# Sunday of October, 02:00, one hour.
+DST_DEFAULTS = {"dst_auto_adjust": "1", "dst_offset": "1", "dst_start_month": "April", "dst_start_day": "",
+                "dst_start_week_of_month": "1", "dst_start_day_of_week": "Sunday", "dst_start_time": "02:00",
+                "dst_stop_month": "October", "dst_stop_day": "", "dst_stop_week_of_month": "8",
+                "dst_stop_day_of_week": "Sunday", "dst_stop_time": "02:00"}
 _MONTHS = ("january february march april may june july august september october november december").split()
+# 1-7 = Sunday-Saturday (7960 Administrator Guide, dst_start_day_of_week).
 _DAYS = "sunday monday tuesday wednesday thursday friday saturday".split()
 
 
@@ -334,25 +339,66 @@ def _long_name(value: str, names: list[str]) -> str:
     return value
 
 
+def _weekday(value: str) -> str:
+    text = value.strip()
+    if text.isdigit() and 1 <= int(text) <= 7:
+        return _DAYS[int(text) - 1].capitalize()
+    return _long_name(text, _DAYS)
+
+
 def _clock(value: str) -> str:
-    hours, _, minutes = value.strip().partition(":")
+    """hh:mm, hh/mm (as the guide also allows) or hh, as HH:MM."""
+    hours, _, minutes = value.strip().replace("/", ":").partition(":")
     if hours.isdigit() and (not minutes or minutes.isdigit()):
         return f"{int(hours):02d}:{int(minutes or 0):02d}"
     return value
 
 
+def _offset(value: str) -> str:
+    """dst_offset (hours, or hh:mm) as H:MM."""
+    clock = _clock(value)
+    if not re.fullmatch(r"[0-9]{2,}:[0-9]{2}", clock):
+        return value
+    hours, minutes = clock.split(":")
+    return f"{int(hours)}:{minutes}"
+
+
+def sip_cnf_dst(get) -> dict[str, str] | None:  # type: ignore[no-untyped-def]
+    """The daylight-saving rule a 7940/7960 follows, normalized (firmware
+    defaults filled in; names spelled out; times HH:MM; a ``*_day`` of the
+    month replaces week and weekday), keyed like the dst_* keys without
+    ``dst_``; None when daylight saving is off."""
+    if get("dst_auto_adjust", DST_DEFAULTS["dst_auto_adjust"]) == "0":
+        return None
+    raw = {key: get(key, default) or default for key, default in DST_DEFAULTS.items()}
+    rule = {"offset": _offset(raw["dst_offset"])}
+    for edge in ("start", "stop"):
+        rule[f"{edge}_month"] = _long_name(raw[f"dst_{edge}_month"], _MONTHS)
+        day = raw[f"dst_{edge}_day"].strip()
+        if day.isdigit() and int(day) != 0:  # absolute: the phone ignores week and weekday
+            rule[f"{edge}_day"] = str(int(day))
+        else:
+            rule[f"{edge}_week_of_month"] = raw[f"dst_{edge}_week_of_month"].strip()
+            rule[f"{edge}_day_of_week"] = _weekday(raw[f"dst_{edge}_day_of_week"])
+        rule[f"{edge}_time"] = _clock(raw[f"dst_{edge}_time"])
+    return rule
+
+
 def sip_cnf_time_zone(get) -> str:  # type: ignore[no-untyped-def]
     """A 7940/7960's zone with the daylight-saving rule it follows, normalized
-    (``CET, DST March week 8 Sunday 02:00 to October week 8 Sunday 03:00``)."""
+    (``CET, DST March week 8 Sunday 02:00 to October week 8 Sunday 03:00``;
+    ``, offset 2:00`` is added when the clock goes forward by other than 1:00)."""
     zone = get("time_zone")
-    if get("dst_auto_adjust", DST_DEFAULTS["dst_auto_adjust"]) == "0":
+    rule = sip_cnf_dst(get)
+    if rule is None:
         return f"{zone}, no DST"
-    rule = {key: get(key, default) or default for key, default in DST_DEFAULTS.items()}
     parts = []
     for edge in ("start", "stop"):
-        parts.append(f"{_long_name(rule[f'dst_{edge}_month'], _MONTHS)} week {rule[f'dst_{edge}_week_of_month']} "
-                     f"{_long_name(rule[f'dst_{edge}_day_of_week'], _DAYS)} {_clock(rule[f'dst_{edge}_time'])}")
-    return f"{zone}, DST {parts[0]} to {parts[1]}"
+        when = (f"day {rule[f'{edge}_day']}" if f"{edge}_day" in rule else
+                f"week {rule[f'{edge}_week_of_month']} {rule[f'{edge}_day_of_week']}")
+        parts.append(f"{rule[f'{edge}_month']} {when} {rule[f'{edge}_time']}")
+    offset = "" if rule["offset"] == "1:00" else f", offset {rule['offset']}"
+    return f"{zone}, DST {parts[0]} to {parts[1]}{offset}"
 
 
 # --- finding placeholders ---------------------------------------------------------------------

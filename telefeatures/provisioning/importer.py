@@ -38,12 +38,14 @@ from .config_reader import (
     placeholders,
     read_sep,
     read_sip79x0,
+    sip_cnf_dst,
     sip_cnf_time_zone,
 )
 from .credentials import CredentialStore
 from .devices import PHONE_MODELS
 from .dial_templates import dialplan_problems
-from .inventory import Inventory, InventoryError, Line, Phone, Site, normalize_mac, parse_inventory
+from .inventory import (SIP_CNF_ONLY_SETTINGS, Inventory, InventoryError, Line, Phone, Site, normalize_mac,
+                        parse_inventory)
 from .import_settings import convert, failover_addresses, line_settings, phone_settings
 from .render import ConfigRenderer
 
@@ -149,6 +151,13 @@ class Inputs:
     notes: list[str] = field(default_factory=list)
 
 
+def _unreadable(path: Path, error: ConfigReadError, texts: list[str]) -> Refused:
+    """A file that cannot be read, and whether it is a template still to be filled in."""
+    template = any(PLACEHOLDER.search(text) for text in texts)
+    return Refused(str(path), error.problems + (
+        ["it holds template placeholders: fill the template in first"] if template else []), template)
+
+
 def read_inputs(files: list[Path]) -> Inputs:
     inputs = Inputs()
     sip_default: tuple[Path, str] | None = None
@@ -171,9 +180,7 @@ def read_inputs(files: list[Path]) -> Inputs:
                                                           "SIP<MAC>.cnf, SIPDefault.cnf, dialplan.xml, "
                                                           "XMLDefault.cnf.xml)"]))
         except ConfigReadError as exc:
-            template = bool(PLACEHOLDER.search(path.read_bytes().decode("utf-8", "replace")))
-            inputs.refused.append(Refused(str(path), exc.problems + (
-                ["it holds template placeholders: fill the template in first"] if template else []), template))
+            inputs.refused.append(_unreadable(path, exc, [path.read_bytes().decode("utf-8", "replace")]))
         except OSError as exc:
             inputs.refused.append(Refused(str(path), [f"cannot read: {exc.strerror or exc}"]))
     for path in sip_phones:
@@ -181,7 +188,7 @@ def read_inputs(files: list[Path]) -> Inputs:
         try:
             meaning = read_sip79x0([(str(p.name), text) for p, text in parts])
         except ConfigReadError as exc:
-            inputs.refused.append(Refused(str(path), exc.problems))
+            inputs.refused.append(_unreadable(path, exc, [text for _, text in parts]))
             continue
         inputs.phones.append(Source([p for p, _ in parts], meaning))
     if sip_default and not sip_phones:
@@ -246,7 +253,11 @@ def _site_values(meaning: PhoneMeaning) -> dict[str, Any]:
         if getattr(meaning, key):
             values[key] = getattr(meaning, key)
     if meaning.kind == "sip79x0":
-        values["time_zone"] = sip_cnf_cisco_zone(meaning.time_zone) or meaning.time_zone
+        zone = sip_cnf_zone_settings(meaning)
+        if zone:
+            values["time_zone"] = zone[0]
+            if zone[1] != "auto":
+                values["daylight_saving"] = zone[1]
     values["nat_enabled"] = meaning.nat_enabled
     for key in ("start_media_port", "stop_media_port"):
         if getattr(meaning, key).isdigit():
@@ -285,6 +296,57 @@ def sip_cnf_cisco_zone(zone: str) -> str | None:
         if sip_cnf_time_zone(lambda key, default="": settings.get(key, default)) == zone:
             return cisco
     return None
+
+
+def _cnf_get(meaning: PhoneMeaning):  # type: ignore[no-untyped-def]
+    return lambda key, default="": meaning.settings.get(key, (default, None))[0]
+
+
+def sip_cnf_zone_settings(meaning: PhoneMeaning) -> tuple[str, Any] | None:
+    """(time_zone, daylight_saving) that give a 7940/7960 the zone and
+    daylight-saving rule of its file: a zone whose own rule it is ("auto"),
+    else a zone the phone is given under the same name, with the file's rule
+    as an explicit table (or "off"). None if no inventory zone has the name."""
+    from .sip_cnf import SIP_CNF_ZONES
+
+    cisco = sip_cnf_cisco_zone(meaning.time_zone)
+    if cisco:
+        return cisco, "auto"
+    get = _cnf_get(meaning)
+    named = [(zone, rule) for zone, (abbreviation, rule) in SIP_CNF_ZONES.items() if abbreviation == get("time_zone")]
+    if not named:
+        return None
+    rule = sip_cnf_dst(get)
+    # The zone that observes daylight saving when the file does (GMT: the UK's, not Greenwich's), else the first.
+    zone = next((zone for zone, zone_rule in named if (zone_rule is None) == (rule is None)), named[0][0])
+    if rule is None:
+        return zone, "off"
+    table: dict[str, Any] = {}
+    for key, value in rule.items():
+        if key == "offset":
+            hours, _, minutes = value.partition(":")
+            if value != "1:00":
+                table[key] = int(hours) if minutes == "00" and hours.isdigit() else value
+        elif key.endswith(("_week_of_month", "_day")) and value.isdigit():
+            table[key] = int(value)
+        else:
+            table[key] = value  # a value the inventory refuses is named by its check
+    return zone, table
+
+
+def _daylight_note(meaning: PhoneMeaning, values: dict[str, Any]) -> list[str]:
+    """Says when a 7940/7960 keeps a rule of its own rather than its zone's."""
+    from .sip_cnf import sip_cnf_zone
+
+    own = values.get("daylight_saving")
+    if meaning.kind != "sip79x0" or own is None or "time_zone" not in values:
+        return []
+    _, rule = sip_cnf_zone(values["time_zone"])
+    current = "no daylight saving" if rule is None else \
+        f"{rule.start_month} week {rule.start_week_of_month} to {rule.stop_month} week {rule.stop_week_of_month}"
+    kept = "daylight saving off" if own == "off" else "its own daylight-saving rule"
+    return [f"daylight_saving: the phone keeps {kept} ({meaning.time_zone.partition(', ')[2]}); the zone "
+            f"{values['time_zone']} has {current} today: set daylight_saving to \"auto\" to follow the zone"]
 
 
 def _line_values(line: LineMeaning, meaning: PhoneMeaning, site_raw: dict[str, Any]) -> dict[str, Any]:
@@ -353,6 +415,8 @@ def _not_carried(source: PhoneMeaning, built: PhoneMeaning) -> list[str]:
     for path, (value, line) in source.settings.items():
         if built.settings.get(path, (None, None))[0] == value or value == "":
             continue
+        if source.kind == "sip79x0" and path.startswith("dst_"):
+            continue  # part of the time zone's meaning, which the round trip compared
         shown = "(secret)" if is_secret(path) else repr(value[:60])
         now = built.settings.get(path)
         after = ("not written" if now is None else
@@ -409,14 +473,18 @@ def import_phones(
     accepted: list[Imported] = []
     for source, phone_info in candidates:
         meaning = source.meaning
-        overrides, reasons, notes_site = _overrides(phone_info["values"], site_raw)
+        overrides, reasons, notes_site = _overrides(phone_info["values"], site_raw, meaning.kind)
         phone: dict[str, Any] = {"mac": phone_info["mac"], "model": phone_info["model"]}
-        if meaning.phone_label:
-            phone["label"] = meaning.phone_label
+        if meaning.phone_label.strip():
+            # A label is shown, not compared; padding ("looks neater") is not kept and is reported as not carried.
+            phone["label"] = meaning.phone_label.strip()
         phone.update(overrides)
         phone["lines"] = [_line_values(line, meaning, site_raw) for line in meaning.lines]
         keys, key_missing = _button_values(meaning)
         reasons += key_missing
+        reasons += [f"line button {line.button} (extension {line.extension}): its password has {len(line.password)} "
+                    f"characters, more than the {MAX_PASSWORD} the inventory keeps; the build would replace it"
+                    for line in meaning.lines if len(line.password) > MAX_PASSWORD]
         if keys:
             phone["buttons"] = keys
         if reasons:
@@ -427,7 +495,7 @@ def import_phones(
         guessed = [] if model else [f"model {phone_info['model']} guessed from loadInformation {meaning.load!r} "
                                     f"and {len(meaning.lines) + len(meaning.keys)} button(s); give --model "
                                     "if it is another of the same firmware family"]
-        accepted.append(Imported(source, phone, guessed + notes_site))
+        accepted.append(Imported(source, phone, guessed + notes_site + _daylight_note(meaning, phone_info["values"])))
         for line in meaning.lines:
             passwords[line.extension] = line.password
 
@@ -471,14 +539,18 @@ def _screen(source: Source, mac: str | None, model: str | None) -> Refused | tup
         return Refused(source.name, [f"model unknown (loadInformation {meaning.load!r}); give --model"])
     if phone_model not in PHONE_MODELS:
         return Refused(source.name, [f"model {phone_model!r} is not supported"])
-    if meaning.kind == "sip79x0" and not sip_cnf_cisco_zone(meaning.time_zone):
+    if meaning.kind == "sip79x0" and not sip_cnf_zone_settings(meaning):
+        from .sip_cnf import SIP_CNF_ZONES
+
+        names = sorted({abbreviation for abbreviation, _ in SIP_CNF_ZONES.values()})
         return Refused(source.name, [
-            f"cannot be expressed: time zone {meaning.time_zone!r}: no inventory time zone gives a 7940/7960 "
-            "this zone and daylight-saving rule (the build writes each zone with its current rule)"])
+            f"cannot be expressed: time zone {meaning.time_zone!r}: no inventory time zone is written "
+            f"{_cnf_get(meaning)('time_zone')!r} for a 7940/7960 (those written: {', '.join(names)})"])
     return phone_mac, phone_model
 
 
-def _overrides(mine: dict[str, Any], site_raw: dict[str, Any]) -> tuple[dict[str, Any], list[str], list[str]]:
+def _overrides(mine: dict[str, Any], site_raw: dict[str, Any],
+               kind: str) -> tuple[dict[str, Any], list[str], list[str]]:
     """A phone's values against the site's: (its overrides, why it cannot join the site, notes)."""
     overrides: dict[str, Any] = {}
     reasons: list[str] = []
@@ -486,6 +558,8 @@ def _overrides(mine: dict[str, Any], site_raw: dict[str, Any]) -> tuple[dict[str
     for key in sorted(set(mine) | set(site_raw)):
         if key in LINE_KEYS:
             continue  # set on each line
+        if kind == "sep" and key in SIP_CNF_ONLY_SETTINGS:
+            continue  # nothing in a SEP<MAC>.cnf.xml: the site's value does not reach it
         if key not in mine:
             if key in SITE_ONLY + SITE_ONLY_REPORTED or not _knows(Phone, key):
                 continue

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import rtoml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from typing_extensions import TypeAliasType
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, create_model,
+                      model_validator)
 
 from .credentials import LENGTH as DEFAULT_PASSWORD_LENGTH
 from .. import codes
@@ -39,6 +41,7 @@ from .dial_templates import (
     valid_feature_code,
     valid_pattern,
 )
+from .sip_cnf import DstRule
 from .timezones import cisco_time_zone
 
 
@@ -288,6 +291,84 @@ class DialRules(_Strict):
         return list(self.extension_patterns) or ["." * self.extension_length]
 
 
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")
+WEEKDAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+_CLOCK = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")
+
+
+def _week_of_month(value: int) -> int:
+    if value not in (1, 2, 3, 4, 5, 6, 8):
+        raise ValueError(f"{value} is not a week of the month: 1-6, or 8 for the last week")
+    return value
+
+
+WeekOfMonth = Annotated[int, AfterValidator(_week_of_month)]
+DayOfMonth = Annotated[int, Field(ge=1, le=31)]
+Clock = Annotated[str, _pattern(_CLOCK, "{value} is not a time of day: use HH:MM (24-hour), e.g. 02:00")]
+
+
+class DaylightSaving(_Strict):
+    """An explicit 7940/7960 daylight-saving rule (the ``dst_*`` keys). Each
+    edge is a weekday of a week of the month (``*_week_of_month``, 8 = the
+    last week), or a fixed day of the month (``*_day``)."""
+
+    start_month: Literal[MONTHS]  # type: ignore[valid-type]
+    start_week_of_month: WeekOfMonth | None = None
+    start_day_of_week: Literal[WEEKDAYS] = "Sunday"  # type: ignore[valid-type]
+    start_day: DayOfMonth | None = None
+    start_time: Clock = "02:00"
+    stop_month: Literal[MONTHS]  # type: ignore[valid-type]
+    stop_week_of_month: WeekOfMonth | None = None
+    stop_day_of_week: Literal[WEEKDAYS] = "Sunday"  # type: ignore[valid-type]
+    stop_day: DayOfMonth | None = None
+    stop_time: Clock = "02:00"
+    # Hours the clock goes forward (every real rule: 1).
+    offset: Annotated[int, Field(ge=1, le=2)] = 1
+
+    @model_validator(mode="after")
+    def _one_kind_per_edge(self) -> DaylightSaving:
+        for edge in ("start", "stop"):
+            week, day = getattr(self, f"{edge}_week_of_month"), getattr(self, f"{edge}_day")
+            if week is None and day is None:
+                raise ValueError(f"give {edge}_week_of_month (1-6, 8 = the last week, with {edge}_day_of_week) "
+                                 f"or {edge}_day (a day of the month)")
+            if day is not None and (week is not None or f"{edge}_day_of_week" in self.model_fields_set):
+                raise ValueError(f"{edge}_day is a fixed day of the month: leave out {edge}_week_of_month and "
+                                 f"{edge}_day_of_week (the phone ignores them)")
+        return self
+
+    def rule(self) -> DstRule:
+        return DstRule(
+            start_month=self.start_month, start_week_of_month=self.start_week_of_month or 0,
+            start_time=self.start_time, stop_month=self.stop_month,
+            stop_week_of_month=self.stop_week_of_month or 0, stop_time=self.stop_time,
+            start_day_of_week=self.start_day_of_week, stop_day_of_week=self.stop_day_of_week,
+            start_day=self.start_day or 0, stop_day=self.stop_day or 0, offset=self.offset)
+
+
+def _daylight_saving_word(value: str) -> str:
+    if value not in ("auto", "off"):
+        raise ValueError(f"{value[:40]!r}: use \"auto\" (the time zone's rule), \"off\", or a table with "
+                         "start_month, start_week_of_month, stop_month, stop_week_of_month, ...")
+    return value
+
+
+# Union tags start with "form-": error messages leave them out of the field's name.
+def _daylight_saving_form(value: Any) -> str:
+    return "form-table" if isinstance(value, (dict, DaylightSaving)) else "form-word"
+
+
+# "auto": the zone's own rule; "off": none; or a table with an explicit rule.
+# The tag keeps errors to the form given (a word, or the table's own fields).
+# (An alias, so that a phone's override, the same type or None, keeps the discriminator.)
+DaylightSavingSetting = TypeAliasType("DaylightSavingSetting", Annotated[
+    Annotated[str, AfterValidator(_daylight_saving_word), Tag("form-word")]
+    | Annotated[DaylightSaving, Tag("form-table")],
+    Discriminator(_daylight_saving_form),
+])
+
+
 class PhoneSettings(_Strict):
     """Settings with a site default that a phone may override: each is a key
     of ``[site]`` and may be repeated in a ``[[phones]]`` entry. Names follow
@@ -381,6 +462,9 @@ class PhoneSettings(_Strict):
     network_media_type: Literal["Auto", "Full100", "Half100", "Full10", "Half10"] = "Auto"
     autocomplete: bool = True
     logo_url: Url | None = None
+    # The dst_* rule: "auto" (the time zone's), "off", or a [daylight_saving] table.
+    # The 79x1 takes the rule from its zone table; a phone of that kind cannot override it.
+    daylight_saving: DaylightSavingSetting = "auto"
 
     @model_validator(mode="after")
     def _consistent(self) -> PhoneSettings:
@@ -406,6 +490,9 @@ def _override_model(base: type[BaseModel], name: str) -> type[BaseModel]:
 
 
 PHONE_SETTING_NAMES = tuple(PhoneSettings.model_fields)
+# Settings only SIPDefault.cnf / SIP<MAC>.cnf carry (a SEP<MAC>.cnf.xml has no element for them).
+SIP_CNF_ONLY_SETTINGS = frozenset({"telnet_level", "network_media_type", "autocomplete", "logo_url",
+                                   "daylight_saving"})
 _PHONE_SETTING_SET = frozenset(PHONE_SETTING_NAMES)
 _PhoneOverrides = _override_model(PhoneSettings, "PhoneOverrides")
 TRANSPORT_CODES = {"udp": (2,), "tcp": (4, 1), "tls": (3,)}
@@ -564,6 +651,10 @@ class Phone(_PhoneOverrides):  # type: ignore[misc,valid-type]
         if PHONE_MODELS[self.model].config_format == SIP_CNF_FORMAT and self.buttons:
             raise ValueError(f"a {self.model} (SIPDefault format) has no speed dial, busy-lamp or "
                              "service keys in its configuration; leave out buttons")
+        if PHONE_MODELS[self.model].config_format != SIP_CNF_FORMAT and self.daylight_saving not in (None, "auto"):
+            # Its file has no such setting: the rule would silently not apply.
+            raise ValueError(f"daylight_saving: a {self.model} takes its daylight-saving rule from its time zone's "
+                             "table (set time_zone); daylight_saving is for the 7940/7960")
         if len(self.lines) > keys:
             raise ValueError(f"{len(self.lines)} lines, but a {self.model} has {keys} line button(s)")
         taken = set(range(1, len(self.lines) + 1))
@@ -751,10 +842,10 @@ def _describe(err: dict, raw: dict) -> str:
         elif rest[:1] == ["buttons"] and len(rest) >= 2 and isinstance(rest[1], int):
             where.append(_button_name(raw, loc[1], rest[1]))
             rest = rest[2:]
-        # Literal/typed validators add their own loc parts (e.g. "function-after"); drop them.
-        field = ".".join(str(p) for p in rest if not str(p).startswith("function-"))
+        # Validators and union tags add their own loc parts ("function-after", "form-table"); drop them.
+        field = ".".join(str(p) for p in rest if not str(p).startswith(("function-", "form-")))
     else:
-        field = ".".join(str(p) for p in loc if not str(p).startswith("function-"))
+        field = ".".join(str(p) for p in loc if not str(p).startswith(("function-", "form-")))
     if field:
         where.append(field)
     return (", ".join(where) or "inventory") + ": " + msg

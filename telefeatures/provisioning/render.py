@@ -16,7 +16,7 @@ from lxml import etree
 
 from .devices import PHONE_MODELS
 from .dial_templates import check_dialplan
-from .inventory import Button, Inventory, Phone, PhoneSettings, Site
+from .inventory import Button, DaylightSaving, Inventory, Phone, PhoneSettings, Site
 from .sip_cnf import NTP_MODES, cnf_quote, sip_cnf_zone
 from .timezones import cisco_time_zone
 from .xml_checks import LINE_PATH, check_sep_config, check_xml_default, missing_element
@@ -367,6 +367,10 @@ class ConfigRenderer:
             zone, dst = sip_cnf_zone(cisco_time_zone(settings.time_zone))
         except ValueError as exc:
             raise RenderError("time_zone", [str(exc)]) from None
+        if isinstance(settings.daylight_saving, DaylightSaving):
+            dst = settings.daylight_saving.rule()
+        elif settings.daylight_saving == "off":
+            dst = None
         date = settings.date_format
         cnf = {
             "sntp_mode": NTP_MODES[settings.ntp_mode],

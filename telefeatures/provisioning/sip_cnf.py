@@ -17,12 +17,22 @@ from . import timezones as tz
 
 @dataclass(frozen=True)
 class DstRule:
+    """A daylight-saving rule as the ``dst_*`` keys hold it (Cisco SIP IP Phone
+    7960 Administrator Guide, "Setting the Date, Time, and Daylight Savings
+    Time"): a relative edge is a weekday of a week of the month (8 = the last
+    week), an absolute edge a day of the month (``*_day`` 1-31; 0 = relative)."""
+
     start_month: str
-    start_week_of_month: int  # 8 = the last week
-    start_time: str  # local time
+    start_week_of_month: int  # 8 = the last week; ignored when start_day is set
+    start_time: str  # local time, HH:MM
     stop_month: str
     stop_week_of_month: int
     stop_time: str
+    start_day_of_week: str = "Sunday"
+    stop_day_of_week: str = "Sunday"
+    start_day: int = 0
+    stop_day: int = 0
+    offset: int = 1  # hours added while the rule is in effect
 
 
 # US/Canada since 2007: second Sunday of March to first Sunday of November, 02:00.

@@ -1,16 +1,17 @@
-"""``provision import`` over every real SEP<MAC>.cnf.xml in ../shared/cisco-corpus/:
+"""``provision import`` over every real SEP<MAC>.cnf.xml and 7940/7960 file in ../shared/cisco-corpus/:
 how many import, why the rest are refused, and the round trip through the real
 build (import -> build -> read back) changes nothing the phone does."""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from telefeatures.cli import cli
-from telefeatures.provisioning.config_reader import mac_from_name, meaning_differences, read_sep
+from telefeatures.provisioning.config_reader import mac_from_name, meaning_differences, read_sep, read_sip79x0
 from telefeatures.provisioning.importer import import_phones
 from tests.support.corpus import corpus_files
 
@@ -104,26 +105,51 @@ def test_corpus_7940_7960_files_import_or_say_why(tmp_path):
     by_source: dict[str, list[Path]] = {}
     for path in corpus_files("sip79x0"):
         by_source.setdefault("__".join(path.name.split("__")[:2]), []).append(path)
-    imported, reasons = 0, {}
+    imported, templates, reasons, differences = [], [], {}, 0
     for source, paths in sorted(by_source.items()):
         phones = [p for p in paths if "SIPDefault" not in p.name]
-        result = import_phones(paths, mac=stand_in_mac(phones[0]) if len(phones) == 1 else None)
+        mac = stand_in_mac(phones[0]) if len(phones) == 1 else None
+        result = import_phones(paths, mac=mac)
         assert all(r.reasons for r in result.refused)
-        if result.imported:
-            imported += 1
-            [item] = result.imported
-            # The importer itself proved the round trip; nothing it reports may be a difference in meaning.
-            assert not any("would change" in note for note in item.notes)
-        else:
+        if result.refused and all(r.template for r in result.refused):
+            templates.append(source)
+        if not result.imported:
             reasons[source] = result.refused[0].reasons[0]
-    print(f"\ncorpus 7940/7960 sources: {len(by_source)}; {imported} import")
+            continue
+        imported.append(source)
+        [item] = result.imported
+        assert not any("would change" in note for note in item.notes)
+        # The real round trip: the import command writes, the build command builds, the files are read back.
+        site = tmp_path / source
+        (site / "tftp").mkdir(parents=True)
+        inventory, secrets = site / "inventory.toml", site / "secrets.json"
+        written = CliRunner().invoke(cli, ["provision", "import", *map(str, paths), "-o", str(inventory),
+                                           "--secrets", str(secrets), *(["--mac", mac] if mac else [])],
+                                     catch_exceptions=False)
+        assert written.exit_code == 0, written.output
+        built = CliRunner().invoke(cli, ["provision", "build", str(inventory), "--tftp-root", str(site / "tftp"),
+                                         "--secrets", str(secrets)], catch_exceptions=False)
+        assert built.exit_code == 0, built.output
+        [phone] = result.inventory.phones
+        before = read_sip79x0([(p.name, p.read_text()) for p in sorted(paths, key=lambda p: "SIPDefault" not in p.name)])
+        after = read_sip79x0([(name, (site / "tftp" / name).read_text()) for name in ("SIPDefault.cnf", phone.config_name)])
+        found = meaning_differences(replace(before, mac=phone.mac), after)
+        differences += len(found)
+        assert found == [], (source, found)
+        # Both sites still keep the firmware's old default rule (April to October), now as daylight_saving.
+        assert "April week 1" in after.time_zone and "daylight_saving" in inventory.read_text()
+    print(f"\ncorpus 7940/7960 sources: {len(by_source)}, {len(templates)} of them templates; {len(imported)} import "
+          f"({len(imported)} of the {len(by_source) - len(templates)} without placeholders); {differences} "
+          "differences in meaning after import -> build")
     for source, reason in reasons.items():
-        print(f"  refused {source}: {reason[:160]}")
-    # The firmware's default daylight rule (April to October) is no zone's current rule: such a phone is
-    # refused with that reason instead of silently getting another clock.
-    kinds = sorted("daylight-saving" if "daylight-saving" in r else "placeholder" if "placeholder" in r
-                   else "syntax" if "not 'key: value'" in r else r for r in reasons.values())
-    # As provisioning/README.md reports: none of the 7 imports; 4 on the old default daylight rule, 3 templates
-    # or not 'key: value'.
-    assert (len(by_source), imported) == (7, 0)
-    assert kinds == ["daylight-saving"] * 4 + ["placeholder"] + ["syntax"] * 2, reasons
+        print(f"  refused {source}{' (template)' if source in templates else ''}: {reason[:160]}")
+    # As provisioning/README.md reports: 2 of the 7 import, with their own daylight-saving rule (the firmware's
+    # old default); 3 are templates (2 of them also have lines that are not 'key: value'); one site has NAT on
+    # with no NAT address, one a 32-character password.
+    assert (len(by_source), len(templates), len(imported), differences) == (7, 3, 2, 0), reasons
+    assert sorted(templates) == ["NamoDev__Cisco-IP-Phone-Provisioning-Files", "provisioner__Provisioner",
+                                 "staskobzar__cisco_prov"]
+    assert "not 'key: value'" in reasons["provisioner__Provisioner"]
+    assert "'=' is not the separator" in reasons["staskobzar__cisco_prov"]
+    assert "nat_enabled needs nat_address" in reasons["dbaldree__cisco_sip_voipfone"]
+    assert "password has 32 characters" in reasons["julianhead__CiscoPhones"]

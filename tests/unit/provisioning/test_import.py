@@ -430,15 +430,120 @@ def test_a_7960_imports_from_sipdefault_and_its_own_file_and_round_trips(tmp_pat
     assert meaning_differences(before, after) == []
 
 
-def test_a_7960_whose_daylight_rule_no_zone_gives_is_refused(tmp_path):
-    (tmp_path / "SIPDefault.cnf").write_text(SIP_DEFAULT.replace("dst_start_month: March", "dst_start_month: April"))
+def import_7960(tmp_path: Path, default: str, *more: Path) -> tuple:
+    """Import SIPDefault.cnf ``default`` with one SIP<MAC>.cnf (and ``more`` files), build, read both back."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "SIPDefault.cnf").write_text(default)
+    own = 'line1_name: 1001\nline1_password: "Werkstatt-1234"\n'
+    (tmp_path / "in" / "SIP0012345678AB.cnf").write_text(own)
+    output = tmp_path / "phones.toml"
+    result = run("provision", "import", str(tmp_path / "in"), *map(str, more), "-o", str(output))
+    assert result.exit_code == 0, result.output
+    rebuilt = build(output, tmp_path / "tftp", tmp_path / "phones.secrets.json")
+    before = read_sip79x0([("SIPDefault.cnf", default), ("SIP0012345678AB.cnf", own)])
+    after = read_sip79x0([(name, (rebuilt / name).read_text()) for name in ("SIPDefault.cnf", "SIP0012345678AB.cnf")])
+    return result, load_inventory(output), before, after, rebuilt
+
+
+def test_a_7960_on_a_rule_no_zone_has_keeps_it_as_its_daylight_saving(tmp_path):
+    # The firmware's old US rule, and no time zone today has it.
+    result, inventory, before, after, rebuilt = import_7960(
+        tmp_path, SIP_DEFAULT.replace("dst_start_month: March", "dst_start_month: April"))
+    assert inventory.site.time_zone == "Eastern Standard/Daylight Time"
+    rule = inventory.site.daylight_saving
+    assert (rule.start_month, rule.start_week_of_month, rule.start_day_of_week, rule.start_time) == (
+        "April", 2, "Sunday", "02:00")
+    assert (rule.stop_month, rule.stop_week_of_month, rule.stop_time, rule.offset) == ("November", 1, "02:00", 1)
+    assert before.time_zone == "EST, DST April week 2 Sunday 02:00 to November week 1 Sunday 02:00"
+    assert meaning_differences(before, after) == []
+    assert 'dst_start_month: "April"' in (rebuilt / "SIPDefault.cnf").read_text()
+    # The admin learns the phone does not follow the zone's current rule, and how to make it.
+    assert "the phone keeps its own daylight-saving rule" in result.output
+    assert 'set daylight_saving to "auto"' in result.output
+    # The dst_* keys are the compared time zone, not settings "not carried over" (Sun became Sunday, 02 02:00).
+    assert "dst_start_day_of_week" not in result.output
+
+
+def test_a_7960_with_fixed_days_and_a_two_hour_offset_round_trips(tmp_path):
+    default = SIP_DEFAULT.replace("dst_start_week_of_month: 2\n", "dst_start_day: 15\ndst_start_week_of_month: \"\"\n") \
+        .replace("dst_auto_adjust: 1\n", "dst_auto_adjust: 1\ndst_offset: 02:00\n") \
+        .replace("dst_stop_day_of_week: Sunday\n", "dst_stop_day_of_week: 1\n").replace("dst_stop_time: 2\n",
+                                                                                   "dst_stop_time: 03/30\n")
+    _, inventory, before, after, rebuilt = import_7960(tmp_path, default)
+    assert before.time_zone == "EST, DST March day 15 02:00 to November week 1 Sunday 03:30, offset 2:00"
+    rule = inventory.site.daylight_saving
+    assert (rule.start_day, rule.start_week_of_month, rule.stop_time, rule.offset) == (15, None, "03:30", 2)
+    assert meaning_differences(before, after) == []
+    text = (rebuilt / "SIPDefault.cnf").read_text()
+    assert 'dst_start_day: "15"\n' in text and 'dst_start_week_of_month: ""\n' in text and 'dst_offset: "2"' in text
+
+
+def test_a_7960_without_daylight_saving_in_a_zone_that_has_it_gets_it_off(tmp_path):
+    default = SIP_DEFAULT.replace("time_zone: EST", "time_zone: CET").replace("dst_auto_adjust: 1", "dst_auto_adjust: 0")
+    _, inventory, before, after, rebuilt = import_7960(tmp_path, default)
+    assert inventory.site.daylight_saving == "off" and before.time_zone == "CET, no DST"
+    assert inventory.site.time_zone == "W. Europe Standard/Daylight Time"
+    assert meaning_differences(before, after) == []
+    assert 'dst_auto_adjust: "0"' in (rebuilt / "SIPDefault.cnf").read_text()
+
+
+def test_a_7960_on_its_zones_own_rule_stays_auto(tmp_path):
+    _, inventory, before, after, _ = import_7960(tmp_path, SIP_DEFAULT)
+    assert inventory.site.daylight_saving == "auto"
+    assert "daylight_saving" not in (tmp_path / "phones.toml").read_text()
+    assert meaning_differences(before, after) == []
+
+
+def test_a_79x1_joining_a_site_with_a_7960_rule_gets_no_daylight_saving(tmp_path):
+    # The site's explicit rule comes from the 7960; a 7961 takes its rule from its zone table, so it gets
+    # no override of it (which the inventory would refuse), whichever phone came first.
+    sep = tmp_path / f"SEP{MAC_A}.cnf.xml"
+    sep.write_text(one_line_file().replace("Central Europe Standard/Daylight Time", "Eastern Standard/Daylight Time")
+                   .replace("D.M.YY", "M/D/Ya").replace("<port>5070", "<port>5060").replace("<sipPort>5070", "<sipPort>5060")
+                   .replace("<name>623</name>", "<name>1002</name>").replace("<authName>624</authName>", "")
+                   .replace("<contact>623</contact>", "").replace("<authPassword>1234", "<authPassword>Werkstatt-5678"))
+    old_rule = SIP_DEFAULT.replace("dst_start_month: March", "dst_start_month: April")
+    result, inventory, *_ = import_7960(tmp_path, old_rule)
+    assert inventory.site.daylight_saving != "auto"
+    site = tmp_path / "phones.toml"  # the 7961's transport is the site's (the 7960 has none to import)
+    site.write_text(site.read_text().replace("[site]\n", '[site]\ntransport = "udp"\ntransport_layer_protocol = 2\n', 1))
+    joined = run("provision", "import", str(sep), "--site", str(tmp_path / "phones.toml"), "--secrets",
+                 str(tmp_path / "phones.secrets.json"), "-o", str(tmp_path / "more.toml"))
+    assert joined.exit_code == 0, joined.output
+    site_first = load_inventory(tmp_path / "more.toml")
+    assert [p.model for p in site_first.phones] == ["7940", "7941"]
+    assert "daylight_saving" not in site_first.phones[1].overrides()
+    # Both in one import: the 7961's file is read first, so the 7960 carries its rule itself.
+    (tmp_path / "in" / sep.name).write_bytes(sep.read_bytes())
+    both = run("provision", "import", str(tmp_path / "in"), "-o", str(tmp_path / "both.toml"), "--secrets",
+               str(tmp_path / "both.secrets.json"))
+    assert both.exit_code == 0, both.output
+    inventory = load_inventory(tmp_path / "both.toml")
+    assert inventory.site.daylight_saving == "auto"
+    rules = {p.model: p.overrides().get("daylight_saving") for p in inventory.phones}
+    assert rules["7941"] is None and rules["7940"].start_month == "April"
+
+
+def test_a_7960_in_a_zone_no_inventory_zone_is_written_as_is_refused(tmp_path):
+    (tmp_path / "SIPDefault.cnf").write_text(SIP_DEFAULT.replace("time_zone: EST", "time_zone: IST"))
     (tmp_path / "SIP0012345678AB.cnf").write_text('line1_name: 1001\nline1_password: "Werkstatt-1234"\n')
     result = run("provision", "import", str(tmp_path / "SIPDefault.cnf"), str(tmp_path / "SIP0012345678AB.cnf"),
                  "-o", str(tmp_path / "phones.toml"))
     assert result.exit_code == 1
-    assert "time zone 'EST, DST April week 2 Sunday 02:00 to November week 1 Sunday 02:00': no inventory time " \
-           "zone gives a 7940/7960 this zone" in result.output
+    assert "time zone 'IST, DST March week 2 Sunday 02:00 to November week 1 Sunday 02:00': no inventory time " \
+           "zone is written 'IST' for a 7940/7960 (those written: AKST, AST, BT, CCT, CET" in result.output
     assert not (tmp_path / "phones.toml").exists()
+
+
+def test_a_7960_template_with_lines_that_are_not_key_value_is_refused_as_a_template(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "SIPDefault.cnf").write_text(SIP_DEFAULT)
+    (tmp_path / "in" / "SIP0012345678AB.cnf").write_text('line1_name: "###USERNAME###"\nproxy1_port=5060\n')
+    result = run("provision", "import", str(tmp_path / "in"), "-o", str(tmp_path / "phones.toml"))
+    assert result.exit_code == 1
+    assert "line 2: not 'key: value' ('=' is not the separator the Cisco guides document): 'proxy1_port=5060'" \
+           in result.output
+    assert "it holds template placeholders: fill the template in first" in result.output
 
 
 def test_lint_names_the_line_of_a_broken_sep_setting(tmp_path):

@@ -124,3 +124,86 @@ def test_build_writes_both_formats_from_one_inventory(tmp_path):
                                                 [{"extension": "1003", "display_name": "C"}]))
     result = CliRunner().invoke(cli, ["provision", "build", str(inventory), "--tftp-root", str(root)])
     assert result.exit_code == 0 and "SIP0019E8F490AD.cnf" in result.output, result.output
+
+
+RULE_1996 = ('{start_month = "April", start_week_of_month = 1, stop_month = "October", stop_week_of_month = 8, '
+             'stop_time = "03:00"}')
+
+
+def with_daylight_saving(site: str | None, phone: str | None = None, model: str = "7960") -> str:
+    """SITE_7940 with ``daylight_saving = <site>`` and one phone of ``model`` with its own ``<phone>``."""
+    text = SITE_7940
+    if site is not None:
+        text = text.replace("[site.firmware]", f"daylight_saving = {site}\n[site.firmware]")
+    entry = phone_toml("0019E8F490AD", model, None, LINES[:1])
+    if phone is not None:
+        entry = entry.replace(f'model = "{model}"\n', f'model = "{model}"\ndaylight_saving = {phone}\n')
+    return text + entry
+
+
+def dst_keys(values: dict[str, str]) -> dict[str, str]:
+    return {key: value for key, value in values.items() if key.startswith("dst_")}
+
+
+def test_an_explicit_daylight_saving_rule_is_written_instead_of_the_zones():
+    phone, default = render(with_daylight_saving(RULE_1996))
+    for values in (phone, default):
+        assert values["time_zone"] == "EST"  # the zone's name stays
+        assert dst_keys(values) == {
+            "dst_offset": "1", "dst_start_month": "April", "dst_start_day": "", "dst_start_day_of_week": "Sunday",
+            "dst_start_week_of_month": "1", "dst_start_time": "02:00", "dst_stop_month": "October",
+            "dst_stop_day": "", "dst_stop_day_of_week": "Sunday", "dst_stop_week_of_month": "8",
+            "dst_stop_time": "03:00", "dst_auto_adjust": "1"}
+
+
+def test_a_fixed_day_rule_writes_the_day_and_no_week():
+    phone, _ = render(with_daylight_saving('{start_month = "March", start_day = 21, stop_month = "September", '
+                                           'stop_day = 22, start_time = "00:00", offset = 2}'))
+    assert (phone["dst_start_day"], phone["dst_start_week_of_month"], phone["dst_start_time"]) == ("21", "", "00:00")
+    assert (phone["dst_stop_day"], phone["dst_stop_week_of_month"], phone["dst_offset"]) == ("22", "", "2")
+
+
+def test_daylight_saving_off_and_a_phones_own_rule():
+    phone, default = render(with_daylight_saving('"off"', RULE_1996))
+    assert dst_keys(default) == {"dst_auto_adjust": "0"}  # the site's: off
+    assert phone["dst_auto_adjust"] == "1" and phone["dst_start_month"] == "April"  # the phone's own wins
+    phone, default = render(with_daylight_saving(None, '"off"'))
+    assert dst_keys(phone) == {"dst_auto_adjust": "0"} and default["dst_start_month"] == "March"  # auto: US rule
+
+
+@pytest.mark.parametrize(("site", "phone", "model", "error"), [
+    ('"of"', None, "7960", "site.daylight_saving: 'of': use \"auto\" (the time zone's rule), \"off\", or a table"),
+    ("1", None, "7960", "site.daylight_saving: Input should be a valid string"),
+    (RULE_1996.replace('"October"', '"Oct"'), None, "7960",
+     "site.daylight_saving.stop_month: Input should be 'January', 'February'"),
+    (RULE_1996.replace("start_week_of_month = 1", "start_week_of_month = 7"), None, "7960",
+     "site.daylight_saving.start_week_of_month: 7 is not a week of the month: 1-6, or 8 for the last week"),
+    (RULE_1996.replace('"03:00"', '"3"'), None, "7960",
+     "site.daylight_saving.stop_time: '3' is not a time of day: use HH:MM (24-hour), e.g. 02:00"),
+    (RULE_1996.replace("start_week_of_month = 1, ", ""), None, "7960",
+     "site.daylight_saving: give start_week_of_month (1-6, 8 = the last week, with start_day_of_week) or "
+     "start_day (a day of the month)"),
+    (RULE_1996.replace("stop_week_of_month = 8", "stop_day = 31, stop_week_of_month = 8"), None, "7960",
+     "site.daylight_saving: stop_day is a fixed day of the month: leave out stop_week_of_month and "
+     "stop_day_of_week (the phone ignores them)"),
+    (RULE_1996.replace("stop_week_of_month = 8", 'stop_day = 31, stop_day_of_week = "Monday"'), None, "7960",
+     "site.daylight_saving: stop_day is a fixed day of the month"),
+    (None, RULE_1996.replace("}", ", offset = 3}"), "7960",
+     "phone #1 (mac 0019E8F490AD), daylight_saving.offset: Input should be less than or equal to 2"),
+    (None, RULE_1996.replace('"April"', '"Apr"'), "7960",
+     "phone #1 (mac 0019E8F490AD), daylight_saving.start_month: Input should be 'January'"),
+    # The 79x1 file has no such setting: its zone table carries the rule, so a phone of it cannot override it.
+    (None, '"off"', "7961", "phone #1 (mac 0019E8F490AD): daylight_saving: a 7961 takes its daylight-saving rule "
+                            "from its time zone's table (set time_zone); daylight_saving is for the 7940/7960"),
+])
+def test_bad_daylight_saving_names_the_phone_and_field(site, phone, model, error):
+    with pytest.raises(InventoryError) as info:
+        parse_inventory(with_daylight_saving(site, phone, model))
+    [message] = info.value.errors
+    assert message.startswith(error), message
+
+
+def test_a_79x1_may_say_auto_and_ignores_the_sites_rule():
+    inventory = parse_inventory(with_daylight_saving(RULE_1996, '"auto"', "7961"))
+    assert inventory.settings_for(inventory.phones[0]).daylight_saving == "auto"
+    parse_inventory(with_daylight_saving(RULE_1996, None, "7961"))  # the site's rule is for its 7940/7960s
