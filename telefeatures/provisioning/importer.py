@@ -44,8 +44,8 @@ from .config_reader import (
 from .credentials import CredentialStore
 from .devices import PHONE_MODELS
 from .dial_templates import dialplan_problems
-from .inventory import (SIP_CNF_ONLY_SETTINGS, Inventory, InventoryError, Line, Phone, Site, normalize_mac,
-                        parse_inventory)
+from .inventory import (SIP_CNF_ONLY_SETTINGS, TRANSPORT_CODES, Inventory, InventoryError, Line, Phone, Site,
+                        normalize_mac, parse_inventory)
 from .import_settings import convert, failover_addresses, line_settings, phone_settings
 from .render import ConfigRenderer
 
@@ -573,16 +573,26 @@ def _overrides(mine: dict[str, Any], site_raw: dict[str, Any],
             value = default  # the file leaves it to the phone: the default, not the first phone's value
         else:
             value = mine[key]
-        if site_raw.get(key) == value:
+        site_value = _site_value(site_raw, key)
+        if site_value == value:
             continue
         if key in SITE_ONLY:
-            reasons.append(f"{key} is {value!r} but the site's is {site_raw.get(key)!r}; one inventory is "
+            reasons.append(f"{key} is {value!r} but the site's is {site_value!r}; one inventory is "
                            "one site (import it separately)")
         elif key in SITE_ONLY_REPORTED or not _knows(Phone, key):
-            notes.append(f"{key} is {value!r} here but the site's is {site_raw.get(key)!r}")
+            notes.append(f"{key} is {value!r} here but the site's is {site_value!r}")
         else:
             overrides[key] = value
     return overrides, reasons, notes
+
+
+def _site_value(site_raw: dict[str, Any], key: str) -> Any:
+    """What the site means for ``key``: its value, else the default (a 7940/7960's site has no transport)."""
+    if key in site_raw or not _knows(Site, key):
+        return site_raw.get(key)
+    if key == "transport_layer_protocol":  # None: the transport's own code
+        return TRANSPORT_CODES[_site_value(site_raw, "transport")][0]
+    return _default(Site, key)
 
 
 def extension_dial_rules(extensions: list[str]) -> dict[str, Any]:
