@@ -340,10 +340,15 @@ def _long_name(value: str, names: list[str]) -> str:
 
 
 def _weekday(value: str) -> str:
+    """Sunday or Sun, ..., or 1-7, as the full name; the guide says the names are
+    case-sensitive, so another spelling is kept as written (and means nothing known)."""
     text = value.strip()
     if text.isdigit() and 1 <= int(text) <= 7:
         return _DAYS[int(text) - 1].capitalize()
-    return _long_name(text, _DAYS)
+    for day in _DAYS:
+        if text in (day.capitalize(), day[:3].capitalize()):
+            return day.capitalize()
+    return text
 
 
 def _clock(value: str) -> str:

@@ -611,3 +611,26 @@ def test_lint_reads_the_phone_files_of_a_directory(tmp_path):
     assert result.exit_code == 1
     assert result.stdout.startswith(f"{tmp_path / 'dialplan.xml'}:1: TEMPLATE #1: MATCH '9X'")
     assert "notes.txt" not in result.stdout and "1 file(s), 1 problem(s)" in result.stderr
+
+
+@pytest.mark.parametrize(("keys", "meaning"), [
+    ("dst_start_day_of_week: Sun\ndst_start_time: 02\n", "March week 2 Sunday 02:00"),
+    ("dst_start_day_of_week: 1\ndst_start_time: 02/30\n", "March week 2 Sunday 02:30"),
+    ("dst_start_day_of_week: Mon\ndst_start_time: 14:30\n", "March week 2 Monday 14:30"),
+    # The guide: day names are case-sensitive. Not a spelling the phone knows: kept, so no zone or rule matches.
+    ("dst_start_day_of_week: sun\ndst_start_time: 2\n", "March week 2 sun 02:00"),
+    ("dst_start_day: 0\ndst_start_day_of_week: Sun\ndst_start_time: 2\n", "March week 2 Sunday 02:00"),
+    ("dst_start_day: 9\ndst_start_day_of_week: Sun\ndst_start_time: 2\n", "March day 9 02:00"),
+])
+def test_a_7960_rule_is_read_as_the_guide_spells_it(keys, meaning):
+    default = SIP_DEFAULT.replace("dst_start_day_of_week: Sun\ndst_start_time: 02\n", keys)
+    assert read_sip79x0([("SIPDefault.cnf", default)]).time_zone == f"EST, DST {meaning} to November week 1 Sunday 02:00"
+
+
+def test_a_7960_rule_the_inventory_cannot_hold_is_refused_naming_the_field(tmp_path):
+    (tmp_path / "SIPDefault.cnf").write_text(SIP_DEFAULT.replace("dst_start_day_of_week: Sun", "dst_start_day_of_week: sun"))
+    (tmp_path / "SIP0012345678AB.cnf").write_text('line1_name: 1001\nline1_password: "Werkstatt-1234"\n')
+    result = run("provision", "import", str(tmp_path / "SIPDefault.cnf"), str(tmp_path / "SIP0012345678AB.cnf"),
+                 "-o", str(tmp_path / "phones.toml"))
+    assert result.exit_code == 1
+    assert "cannot be expressed: site.daylight_saving.start_day_of_week: Input should be 'Sunday'" in result.output
