@@ -56,8 +56,18 @@ class SipMessage:
         return None
 
 
+def _transaction_key(msg: SipMessage) -> tuple:
+    return (msg.direction, msg.start_line, msg.header("Via"), msg.header("Call-ID"), msg.header("CSeq"))
+
+
 def parse_trace(text: str) -> list[SipMessage]:
+    """The SIP messages in a sipp ``-message_file``, each once: sipp logs every
+    datagram, and over UDP a request (or a final response) unanswered within
+    500 ms is sent again, same Via branch, Call-ID and CSeq. On a busy machine
+    Asterisk retransmits an INVITE or NOTIFY the phone was slow to answer;
+    counted twice it would look like a second call or a second NOTIFY."""
     messages = []
+    seen = set()
     for chunk in _SEPARATOR.split(text):
         m = _DIRECTION.search(chunk)
         if not m:
@@ -73,7 +83,10 @@ def parse_trace(text: str) -> list[SipMessage]:
             name, sep, value = line.partition(":")
             if sep:
                 msg.headers.append((name.strip(), value.strip()))
-        messages.append(msg)
+        key = _transaction_key(msg)
+        if key not in seen:
+            seen.add(key)
+            messages.append(msg)
     return messages
 
 
