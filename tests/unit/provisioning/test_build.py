@@ -286,8 +286,11 @@ def test_large_build_shows_progress_on_a_terminal_only(tmp_path):
     """A big build draws a progress bar when stderr is a terminal (and its
     phones render in worker processes); piped, it prints only the summary."""
     import pty
+    import select
     import subprocess
     import sys
+    import time
+    from concurrent.futures import ThreadPoolExecutor
 
     from .conftest import fleet_toml
 
@@ -298,24 +301,34 @@ def test_large_build_shows_progress_on_a_terminal_only(tmp_path):
     for name in ("tty", "pipe"):
         root = tmp_path / f"tftp-{name}"
         root.mkdir()
-        leader, follower = pty.openpty()
-        stderr = follower if name == "tty" else subprocess.PIPE
-        proc = subprocess.run([str(telefeatures), "provision", "build", str(inventory), "--tftp-root", str(root)],
-                              stdout=subprocess.PIPE, stderr=stderr, timeout=120)
-        os.close(follower)
-        seen = b""
+        command = [str(telefeatures), "provision", "build", str(inventory), "--tftp-root", str(root)]
         if name == "tty":
-            os.set_blocking(leader, False)
-            try:
-                while chunk := os.read(leader, 65536):
-                    seen += chunk
-            except (BlockingIOError, OSError):
-                pass
+            # The terminal is read while the build runs: a pty holds only a
+            # few KiB, and a progress bar redrawn on a slow machine fills it,
+            # which would stop the build until someone reads.
+            leader, follower = pty.openpty()
+            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=follower)
+            os.close(follower)
+            stdout_reader = ThreadPoolExecutor(1).submit(proc.stdout.read)
+            seen, deadline = b"", time.monotonic() + 120
+            while select.select([leader], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # EIO: the build closed the terminal's last end
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            else:
+                proc.kill()
+            os.close(leader)
+            stdout = stdout_reader.result(timeout=120)
+            returncode = proc.wait(timeout=120)
         else:
-            seen = proc.stderr
-        os.close(leader)
-        assert proc.returncode == 0, proc.stdout + seen
-        assert b"602 added" in proc.stdout  # 600 phones, dialplan.xml, XMLDefault.cnf.xml
+            done = subprocess.run(command, capture_output=True, timeout=120)
+            stdout, seen, returncode = done.stdout, done.stderr, done.returncode
+        assert returncode == 0, stdout + seen
+        assert b"602 added" in stdout  # 600 phones, dialplan.xml, XMLDefault.cnf.xml
         assert len(list(root.glob("SEP*.cnf.xml"))) == 600
         outputs.append(seen)
     assert b"rendering" in outputs[0] and b"100%" in outputs[0], outputs[0][-500:]
