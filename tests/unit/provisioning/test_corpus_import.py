@@ -131,8 +131,10 @@ def test_corpus_7940_7960_files_import_or_say_why(tmp_path):
                                          "--secrets", str(secrets)], catch_exceptions=False)
         assert built.exit_code == 0, built.output
         [phone] = result.inventory.phones
-        before = read_sip79x0([(p.name, p.read_text()) for p in sorted(paths, key=lambda p: "SIPDefault" not in p.name)])
-        after = read_sip79x0([(name, (site / "tftp" / name).read_text()) for name in ("SIPDefault.cnf", phone.config_name)])
+        in_order = sorted(paths, key=lambda p: "SIPDefault" not in p.name)  # as the phone reads them
+        before = read_sip79x0([(p.name, p.read_text()) for p in in_order])
+        after = read_sip79x0([(name, (site / "tftp" / name).read_text())
+                              for name in ("SIPDefault.cnf", phone.config_name)])
         found = meaning_differences(replace(before, mac=phone.mac), after)
         differences += len(found)
         assert found == [], (source, found)

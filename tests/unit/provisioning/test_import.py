@@ -465,7 +465,8 @@ def test_a_7960_on_a_rule_no_zone_has_keeps_it_as_its_daylight_saving(tmp_path):
 
 
 def test_a_7960_with_fixed_days_and_a_two_hour_offset_round_trips(tmp_path):
-    default = SIP_DEFAULT.replace("dst_start_week_of_month: 2\n", "dst_start_day: 15\ndst_start_week_of_month: \"\"\n") \
+    default = SIP_DEFAULT.replace("dst_start_week_of_month: 2\n",
+                                  "dst_start_day: 15\ndst_start_week_of_month: \"\"\n") \
         .replace("dst_auto_adjust: 1\n", "dst_auto_adjust: 1\ndst_offset: 02:00\n") \
         .replace("dst_stop_day_of_week: Sunday\n", "dst_stop_day_of_week: 1\n").replace("dst_stop_time: 2\n",
                                                                                    "dst_stop_time: 03/30\n")
@@ -479,7 +480,8 @@ def test_a_7960_with_fixed_days_and_a_two_hour_offset_round_trips(tmp_path):
 
 
 def test_a_7960_without_daylight_saving_in_a_zone_that_has_it_gets_it_off(tmp_path):
-    default = SIP_DEFAULT.replace("time_zone: EST", "time_zone: CET").replace("dst_auto_adjust: 1", "dst_auto_adjust: 0")
+    default = SIP_DEFAULT.replace("time_zone: EST", "time_zone: CET") \
+        .replace("dst_auto_adjust: 1", "dst_auto_adjust: 0")
     _, inventory, before, after, rebuilt = import_7960(tmp_path, default)
     assert inventory.site.daylight_saving == "off" and before.time_zone == "CET, no DST"
     assert inventory.site.time_zone == "W. Europe Standard/Daylight Time"
@@ -499,7 +501,8 @@ def test_a_79x1_joining_a_site_with_a_7960_rule_gets_no_daylight_saving(tmp_path
     # no override of it (which the inventory would refuse), whichever phone came first.
     sep = tmp_path / f"SEP{MAC_A}.cnf.xml"
     sep.write_text(one_line_file().replace("Central Europe Standard/Daylight Time", "Eastern Standard/Daylight Time")
-                   .replace("D.M.YY", "M/D/Ya").replace("<port>5070", "<port>5060").replace("<sipPort>5070", "<sipPort>5060")
+                   .replace("D.M.YY", "M/D/Ya").replace("<port>5070", "<port>5060")
+                   .replace("<sipPort>5070", "<sipPort>5060")
                    .replace("<name>623</name>", "<name>1002</name>").replace("<authName>624</authName>", "")
                    .replace("<contact>623</contact>", "").replace("<authPassword>1234", "<authPassword>Werkstatt-5678"))
     old_rule = SIP_DEFAULT.replace("dst_start_month: March", "dst_start_month: April")
@@ -523,15 +526,20 @@ def test_a_79x1_joining_a_site_with_a_7960_rule_gets_no_daylight_saving(tmp_path
     assert rules["7941"] is None and rules["7940"].start_month == "April"
 
 
-def test_a_7960_in_a_zone_no_inventory_zone_is_written_as_is_refused(tmp_path):
-    (tmp_path / "SIPDefault.cnf").write_text(SIP_DEFAULT.replace("time_zone: EST", "time_zone: IST"))
+def refused_7960(tmp_path: Path, default: str):
+    """The import of SIPDefault.cnf ``default`` with one SIP<MAC>.cnf, which must be refused, writing nothing."""
+    (tmp_path / "SIPDefault.cnf").write_text(default)
     (tmp_path / "SIP0012345678AB.cnf").write_text('line1_name: 1001\nline1_password: "Werkstatt-1234"\n')
     result = run("provision", "import", str(tmp_path / "SIPDefault.cnf"), str(tmp_path / "SIP0012345678AB.cnf"),
                  "-o", str(tmp_path / "phones.toml"))
-    assert result.exit_code == 1
+    assert result.exit_code == 1 and not (tmp_path / "phones.toml").exists()
+    return result
+
+
+def test_a_7960_in_a_zone_no_inventory_zone_is_written_as_is_refused(tmp_path):
+    result = refused_7960(tmp_path, SIP_DEFAULT.replace("time_zone: EST", "time_zone: IST"))
     assert "time zone 'IST, DST March week 2 Sunday 02:00 to November week 1 Sunday 02:00': no inventory time " \
            "zone is written 'IST' for a 7940/7960 (those written: AKST, AST, BT, CCT, CET" in result.output
-    assert not (tmp_path / "phones.toml").exists()
 
 
 def test_a_7960_template_with_lines_that_are_not_key_value_is_refused_as_a_template(tmp_path):
@@ -624,13 +632,10 @@ def test_lint_reads_the_phone_files_of_a_directory(tmp_path):
 ])
 def test_a_7960_rule_is_read_as_the_guide_spells_it(keys, meaning):
     default = SIP_DEFAULT.replace("dst_start_day_of_week: Sun\ndst_start_time: 02\n", keys)
-    assert read_sip79x0([("SIPDefault.cnf", default)]).time_zone == f"EST, DST {meaning} to November week 1 Sunday 02:00"
+    zone = read_sip79x0([("SIPDefault.cnf", default)]).time_zone
+    assert zone == f"EST, DST {meaning} to November week 1 Sunday 02:00"
 
 
 def test_a_7960_rule_the_inventory_cannot_hold_is_refused_naming_the_field(tmp_path):
-    (tmp_path / "SIPDefault.cnf").write_text(SIP_DEFAULT.replace("dst_start_day_of_week: Sun", "dst_start_day_of_week: sun"))
-    (tmp_path / "SIP0012345678AB.cnf").write_text('line1_name: 1001\nline1_password: "Werkstatt-1234"\n')
-    result = run("provision", "import", str(tmp_path / "SIPDefault.cnf"), str(tmp_path / "SIP0012345678AB.cnf"),
-                 "-o", str(tmp_path / "phones.toml"))
-    assert result.exit_code == 1
+    result = refused_7960(tmp_path, SIP_DEFAULT.replace("dst_start_day_of_week: Sun", "dst_start_day_of_week: sun"))
     assert "cannot be expressed: site.daylight_saving.start_day_of_week: Input should be 'Sunday'" in result.output
