@@ -373,8 +373,10 @@ def test_harvested_password_is_refused_from_any_other_address_and_the_log_says_s
     refused = register_from(site, "x", creds)
     assert not refused.received("200"), refused.output
     # Asterisk answers the authenticated REGISTER with another challenge, as for a
-    # wrong password: the attacker learns nothing, the log says why.
-    assert len(refused.received("401")) == 2, refused.output
+    # wrong password: the attacker learns nothing, the log says why. (A slow
+    # Asterisk may challenge a resent first REGISTER twice: counted per REGISTER.)
+    challenged = {m.header("CSeq") for m in refused.received("401")}
+    assert challenged == {"1 REGISTER", "2 REGISTER"}, refused.output
     with site.net.entered(site.net.hosts["x"].netns):
         call = site.sipp.call(creds.extension, "*83", auth_user=creds.auth_user, password=creds.password,
                               local_ip=lease.ip, timeout=10)
