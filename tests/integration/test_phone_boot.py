@@ -284,8 +284,11 @@ def boot_phone(site: PhoneSite, name: str, mac: str) -> Booted:
     with site.net.entered(site.net.hosts[name].netns):
         reg = sipp.register(creds.extension, free_port(socket.SOCK_DGRAM, lease.ip), auth_user=creds.auth_user,
                             password=creds.password, local_ip=lease.ip)
+        # Asterisk hangs up once *83 has answered (status read, prompt played): the
+        # phone waits for that, however slow a loaded machine makes it, rather
+        # than hanging up itself after a fixed time, maybe in the middle of it.
         call = sipp.call(creds.extension, "*83", auth_user=creds.auth_user, password=creds.password,
-                         local_ip=lease.ip, hold_ms=2000) if reg.received("200") else None
+                         local_ip=lease.ip, hold_ms=30000) if reg.received("200") else None
     return Booted(name, lease, creds, bool(reg.received("200")), bool(call and call.answered),
                   reg.output + (call.output if call else ""))
 
