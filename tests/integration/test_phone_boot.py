@@ -338,7 +338,7 @@ def test_doctor_shows_each_phone_fetched_and_registered_from_its_reserved_addres
 
     # The TFTP server writes its fetch record at most once a second.
     summary = f"{PHONE_COUNT + 1} phone(s), {PHONE_COUNT} ok, 1 with problems"
-    result = wait_for(lambda: summary in (r := doctor()).stdout and r, timeout=10, what="the ten phones ok")
+    result = wait_for(lambda: summary in (r := doctor()).stdout and r, timeout=30, what="the ten phones ok")
     rows = {line.split()[0]: line for line in result.stdout.splitlines()[1:PHONE_COUNT + 2]}
     for _name, mac, ip, ext in PHONES:
         assert f" from {ip} " in rows[mac] and rows[mac].endswith(" ok"), result.stdout
@@ -440,9 +440,14 @@ def rrq(filename: str) -> bytes:
     return b"\x00\x01" + filename.encode() + b"\x00octet\x00"
 
 
-def tftp_probe(site: PhoneSite, name: str, filenames: list[str], settle: float = 2.0) -> dict[str, int]:
+def tftp_probe(site: PhoneSite, name: str, filenames: list[str], settle: float = 2.0,
+               until=None, within: float = 30.0) -> dict[str, int]:
     """What an enumeration tool does: read requests from ``name``'s address as
-    fast as the network takes them; counts the server's DATA and ERROR answers."""
+    fast as the network takes them; counts the server's DATA and ERROR answers.
+
+    After the last request it listens until ``until(answers)`` holds (for at
+    most ``within`` seconds: a loaded server answers late, not differently),
+    then ``settle`` seconds more for any answer beyond those."""
     host = site.net.hosts[name]
     answers = {"data": 0, "error": 0}
 
@@ -457,6 +462,12 @@ def tftp_probe(site: PhoneSite, name: str, filenames: list[str], settle: float =
             elif packet[:2] == b"\x00\x05":
                 answers["error"] += 1
 
+    def listen(seconds: float, done=lambda: False) -> None:
+        deadline = time.monotonic() + seconds
+        while not done() and time.monotonic() < deadline:
+            drain(sock)
+            time.sleep(0.05)
+
     with site.net.entered(host.netns):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.bind((host.ip, 0))
@@ -466,10 +477,9 @@ def tftp_probe(site: PhoneSite, name: str, filenames: list[str], settle: float =
                 if n % 100 == 99:
                     time.sleep(0.02)  # let the network keep up; answers are counted all along
                 drain(sock)
-            deadline = time.monotonic() + settle
-            while time.monotonic() < deadline:
-                drain(sock)
-                time.sleep(0.05)
+            if until is not None:
+                listen(within, lambda: until(answers))
+            listen(settle)
     return answers
 
 
@@ -483,31 +493,35 @@ def test_tftp_attacker_gets_no_phone_file_and_is_blocked_while_phones_keep_booti
     # A real phone's file, asked for by its exact name from another address: "file not found", like a typo.
     real_names = ["SEP" + mac.replace(":", "").upper() + ".cnf.xml" for _n, mac, _i, _e in PHONES]
     assert tftp_fetch(site, "x", SERVER_IP, real_names[2]) is None
-    assert tftp_probe(site, "x", real_names[3:5], settle=1.0) == {"data": 0, "error": 2}
+    assert tftp_probe(site, "x", real_names[3:5], settle=1.0,
+                      until=lambda a: a["data"] + a["error"] >= 2) == {"data": 0, "error": 2}
 
     # 5,000 plausible names (Cisco OUIs, real phones' neighbours among them): nothing served, blocked after K.
     guesses = [f"SEP{oui}{n:06X}.cnf.xml" for oui in ("0019E8", "001BD4", "00260B", "0023EB", "001E13")
                for n in range(1000)]
     assert len(guesses) == 5000
+    # Three names were counted above; the K-th unknown name blocks the peer and
+    # gets no answer itself, so K - 3 - 1 "file not found" answers, then silence.
+    refusals = ENUMERATION_LIMIT - 3 - 1
     with ThreadPoolExecutor(max_workers=1) as pool:
         # A real phone powers on in the middle of it (DHCP, TFTP from its own address, REGISTER, *83).
         during = pool.submit(boot_phone, site, PHONES[4][0], PHONES[4][1])
-        answers = tftp_probe(site, "x", guesses)
+        answers = tftp_probe(site, "x", guesses, until=lambda a: a["error"] >= refusals)
         rebooted = during.result()
     assert rebooted.registered and rebooted.answered, rebooted.output
     assert answers["data"] == 0
-    # Three names were counted above; the K-th unknown name blocks the peer and
-    # gets no answer itself, so K - 3 - 1 "file not found" answers, then silence.
-    assert answers["error"] == ENUMERATION_LIMIT - 3 - 1, answers
-    log = site.tftp_log.read_bytes()[log_at:].decode(errors="replace")
-    assert log.count(f"tftp enumeration blocked: peer {attacker_ip} asked for {ENUMERATION_LIMIT}") == 1, log[-3000:]
+    assert answers["error"] == refusals, answers
+    blocked = f"tftp enumeration blocked: peer {attacker_ip} asked for {ENUMERATION_LIMIT}"
+    log = wait_for(lambda: blocked in (text := site.tftp_log.read_bytes()[log_at:].decode(errors="replace")) and text,
+                   what="the block in the TFTP server's log")
+    assert log.count(blocked) == 1, log[-3000:]
     # Blocked: even dialplan.xml, which anyone on the phone network may fetch, gets no answer now.
     assert tftp_probe(site, "x", ["dialplan.xml"], settle=1.0) == {"data": 0, "error": 0}
 
     # The fetch record names the stranger who asked for a real phone's file.
     wait_for(lambda: "refused" in site.cli_in_server(
         "provision", "doctor", str(site.inventory), "--tftp-root", str(site.tftp_root), "--state-dir",
-        str(site.work / "state"), "--no-ami").stdout, timeout=10, what="the refusal in the fetch record")
+        str(site.work / "state"), "--no-ami").stdout, timeout=30, what="the refusal in the fetch record")
     doctor = site.cli_in_server("provision", "doctor", str(site.inventory), "--tftp-root", str(site.tftp_root),
                                 "--state-dir", str(site.work / "state"), "--no-ami")
     assert doctor.returncode == 1
