@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from telefeatures.provisioning.fetch_record import load_fetches
+from telefeatures.provisioning.tftp_workers import MAX_AUTO_WORKERS
 from tests.support.ports import free_port, udp_bound
 from tests.testbed.services import wait_for
 
@@ -44,8 +45,13 @@ class Server:
         command += ["tftp", "--root", str(self.root), "--bind", f"127.0.0.1:{self.port}", *args]
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for(lambda: udp_bound(self.port) or self.proc.poll() is not None, what="telefeatures tftp")
-        assert self.proc.poll() is None, self.log_path.read_text()
+        # The port is bound before the workers are forked; a request sent then
+        # waits in the socket until a worker runs. Ready is when each says so.
+        workers = int(args[args.index("--workers") + 1]) if "--workers" in args else min(
+            len(os.sched_getaffinity(0)), MAX_AUTO_WORKERS)
+        wait_for(lambda: self.text().count("serving ") >= workers or self.proc.poll() is not None, timeout=30,
+                 what=f"{workers} telefeatures tftp worker(s) serving")
+        assert self.proc.poll() is None and udp_bound(self.port), self.text()
 
     def text(self) -> str:
         return self.log_path.read_text()
@@ -110,7 +116,7 @@ def test_real_clients_fetch_from_two_workers_and_the_record_says_so(tmp_path, ro
 def test_a_dead_worker_stops_the_command(tmp_path, root):
     server = Server(tmp_path, "--workers", "2")
     children = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout.split()
-    assert len(children) == 2
+    assert len(children) == 2, children
     os.kill(int(children[0]), signal.SIGKILL)
     assert server.proc.wait(10) == 1
     assert "exited" in server.text() and "stopping the others" in server.text()
@@ -158,10 +164,13 @@ def test_fail2ban_filter_matches_the_real_block_lines(tmp_path, root):
     filter in contrib/: exactly the block lines match, with the peer's address."""
     server = Server(tmp_path, "--enumeration-limit", "2", "--enumeration-block", "0.3")
     try:
-        for n in range(4):  # two blocks: the second after the first cool-down ended
-            rrq(server.port, f"SEP0019E8BBBB0{n}.cnf.xml")
-            if n == 1:
-                time.sleep(0.4)
+        for block in (1, 2):  # two blocks: the second after the first cool-down ended
+            for n in range(2):
+                rrq(server.port, f"SEP0019E8BBBB{block}{n}.cnf.xml")
+            # The block starts when the server reads the request, maybe well after it
+            # was sent: its line in the log is the start; 0.3 s after seeing it, it is over.
+            wait_for(lambda: server.text().count("enumeration blocked") == block, what=f"block {block}")
+            time.sleep(0.4)
         assert "Error" not in hpa_get(server.port, "dialplan.xml", tmp_path / "ok")
     finally:
         server.stop()
