@@ -48,7 +48,8 @@ class FeatureServer:
         self.process = subprocess.Popen(
             [TELEFEATURES, "serve", "--port", str(self.port), *self.args],
             stdout=open(self.log_path, "ab"), stderr=subprocess.STDOUT, env=env)
-        wait_for(lambda: tcp_open(self.port) or self.process.poll() is not None,
+        # Generous: on a loaded machine the interpreter and its imports alone can take seconds.
+        wait_for(lambda: tcp_open(self.port) or self.process.poll() is not None, timeout=60,
                  what="telefeatures serve")
         assert self.process.poll() is None, self.log_path.read_text()
 
