@@ -21,44 +21,57 @@ OUTSIDE = "5552345678"
 def test_redis_killed_under_load_and_restarted(serve, redis_server, redis_state):
     """Sessions keep completing through the outage with the on_state_error
     presentation, feature codes answer with the error prompt, the server
-    reconnects by itself, and persisted state (AOF) survives a SIGKILL."""
+    reconnects by itself, and persisted state (AOF) survives a SIGKILL.
+
+    Each phase lasts until enough sessions have run in it, however slow the
+    machine; a session belongs to the phase it started and ended in."""
     redis_state.set(KEYS.cidblock("2000"), CIDBLOCK_ON)
     server = serve()
-    results: list[tuple[float, str, object]] = []
+    results: list[tuple[float, float, str, object]] = []  # (started, ended, extension, result)
     phases = {}
+    enough = 21  # sessions in each phase
 
-    async def worker(ext: str, stop_at: float):
+    async def worker(ext: str, stop: asyncio.Event):
         loop = asyncio.get_running_loop()
-        while loop.time() < stop_at:
+        while not stop.is_set():
+            started = loop.time()
             r = await call("127.0.0.1", server.port, "outbound", [ext, OUTSIDE], timeout=5)
-            results.append((loop.time(), ext, r))
+            results.append((started, loop.time(), ext, r))
 
-    async def feature_code_during_outage():
-        r = await call("127.0.0.1", server.port, "cidblock/on", ["3000"], timeout=5)
-        phases["feature"] = r
+    def within(after: float, before: float = float("inf")) -> list[tuple[str, object]]:
+        return [(ext, r) for started, ended, ext, r in results if after < started and ended < before]
+
+    async def until(predicate, what: str, timeout: float = 60.0):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate():
+            assert loop.time() < deadline, f"timed out after {timeout}s waiting for {what}"
+            await asyncio.sleep(0.05)
 
     async def scenario():
         loop = asyncio.get_running_loop()
-        start = loop.time()
-        stop_at = start + 6.0
-        workers = [asyncio.create_task(worker(ext, stop_at)) for ext in ("1000", "2000") * 10]
-        await asyncio.sleep(1.5)
-        phases["killed"] = loop.time()
-        await asyncio.to_thread(redis_server.kill)
-        await asyncio.sleep(0.5)
-        await feature_code_during_outage()
-        await asyncio.sleep(1.0)
-        phases["restarting"] = loop.time()
-        await asyncio.to_thread(redis_server.start)
-        phases["restarted"] = loop.time()
-        await asyncio.gather(*workers)
+        stop = asyncio.Event()
+        workers = [asyncio.create_task(worker(ext, stop)) for ext in ("1000", "2000") * 10]
+        try:
+            await until(lambda: len(results) >= enough, "sessions before the outage")
+            await asyncio.to_thread(redis_server.kill)
+            phases["killed"] = loop.time()  # redis-server is gone: every session from now on meets the outage
+            phases["feature"] = await call("127.0.0.1", server.port, "cidblock/on", ["3000"], timeout=5)
+            await until(lambda: len(within(phases["killed"])) >= enough, "sessions during the outage")
+            phases["restarting"] = loop.time()
+            await asyncio.to_thread(redis_server.start)
+            phases["restarted"] = loop.time()
+            await until(lambda: len(within(phases["restarted"] + 1.0)) >= enough, "sessions after the restart")
+        finally:
+            stop.set()
+            await asyncio.gather(*workers)
 
     run(scenario())
-    outage = [r for t, _, r in results if phases["killed"] + 0.2 < t < phases["restarting"]]
-    after = [(ext, r) for t, ext, r in results if t > phases["restarted"] + 1.0]
+    outage = [r for _, r in within(phases["killed"], phases["restarting"])]
+    after = within(phases["restarted"] + 1.0)
     print(f"\nsessions: {len(results)} total, {len(outage)} during the outage, {len(after)} after restart")
     # Every session completed with a number to dial and a presentation.
-    for _, _, r in results:
+    for _, _, _, r in results:
         assert r.variables.get("TF_DIAL") == OUTSIDE, r.sets
         assert r.variables.get("CALLERID(pres)") in ("prohib", "allowed")
     assert len(outage) > 20
