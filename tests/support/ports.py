@@ -2,28 +2,45 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 import random
 import socket
 
-# Ports the kernel hands out for bind(0) come from ip_local_port_range
-# (32768-60999 by default), so every free_port() lands there. Media ports are
-# different: sipp binds -mp and the three after it (audio RTP/RTCP, video
-# RTP/RTCP) and Asterisk binds anywhere in its rtpstart-rtpend range, and a
-# later free_port() can hand any of those out to someone else. Both come from
-# blocks below the ephemeral range instead, disjoint from each other.
+# Ports the kernel hands out (bind(0), and the local end of every outgoing
+# connection or DNS query on the machine) come from ip_local_port_range
+# (32768-60999 by default). A port the tests pick must not come from there:
+# between the pick and the bind (seconds, for an Asterisk booting) or between
+# a stop and a restart on the same port (Redis, the feature server) any
+# outgoing socket can be given it, and the bind fails. Listeners, sipp's media
+# ports (-mp and the three after it: audio and video RTP/RTCP) and Asterisk's
+# rtpstart-rtpend range each come from a block below it, disjoint from the
+# others; each process starts at a random point in each block, so test runs
+# side by side rarely try the same port (and never take one that is bound).
+LISTENER_RANGE = (2000, 11999)
 SIPP_MEDIA_RANGE = (12000, 19996)
 ASTERISK_RTP_RANGE = (20000, 31800)
+_listener_ports = itertools.count(random.randrange(0, LISTENER_RANGE[1] - LISTENER_RANGE[0]))
 _media_blocks = itertools.count(random.randrange(0, 2000))
 _rtp_blocks = itertools.count(random.randrange(0, 59))
 
 
 def free_port(kind: int = socket.SOCK_STREAM, host: str = "127.0.0.1") -> int:
-    """A port nobody is bound to on ``host`` right now (TCP, or UDP with SOCK_DGRAM)."""
+    """A port nobody is bound to on ``host`` right now (TCP, or UDP with
+    SOCK_DGRAM), from LISTENER_RANGE."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, kind) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    low, high = LISTENER_RANGE
+    for _ in range(high - low):
+        port = low + next(_listener_ports) % (high - low)
+        with socket.socket(family, kind) as s:
+            try:
+                s.bind((host, port))
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    continue
+                raise  # e.g. an address this machine does not have
+            return port
+    raise OSError(f"no free port in {low}-{high} on {host}")
 
 
 def _udp_block_free(base: int, count: int, host: str) -> bool:

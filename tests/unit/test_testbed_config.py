@@ -69,3 +69,34 @@ def test_asterisk_rtp_range_is_below_the_ports_the_kernel_hands_out():
     start, end = ports.asterisk_rtp_range()
     ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     assert end - start == 200 and ports.ASTERISK_RTP_RANGE[0] <= start and end < ephemeral_low
+
+
+def test_free_ports_come_from_below_the_kernel_range_and_skip_a_bound_one():
+    """A listener's port (Redis, the feature server, Asterisk's SIP and AMI)
+    stays out of the ephemeral range, so no outgoing connection can be handed
+    it between the pick and the bind, or between a stop and a restart."""
+    import socket
+
+    from tests.support import ports
+
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    low, high = ports.LISTENER_RANGE
+    assert high < ports.SIPP_MEDIA_RANGE[0] and high < ephemeral_low
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        port = ports.free_port(kind)
+        assert low <= port < high
+    # Bind the port the picker would offer next: it must move past it.
+    upcoming = low + (next(ports._listener_ports) + 1) % (high - low)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", upcoming))
+        chosen = ports.free_port()
+    assert chosen != upcoming and low <= chosen < high
+
+
+def test_free_port_on_an_address_this_machine_lacks_says_so():
+    import pytest
+
+    from tests.support import ports
+
+    with pytest.raises(OSError):
+        ports.free_port(host="192.0.2.1")  # TEST-NET-1: never a local address
