@@ -3,9 +3,13 @@ a Sentinel set (1 master + 2 replicas + 3 sentinels, down-after 1 s) and a
 6-node Redis Cluster (node-timeout 1 s), behind a real ``telefeatures serve``.
 
 Each test prints its figures (pytest -s shows them; the CI log keeps them):
-writes resume within down-after + 2 s, every call during the outage is
-answered within 2 x redis_timeout (outbound: the privacy default), no session
-hangs, and every acknowledged *81/*82 is still there after the failover.
+writes resume within 2 x redis_timeout of Redis naming the new master, every
+call during the outage is answered within 2 x redis_timeout (outbound: the
+privacy default), no session hangs, and every acknowledged *81/*82 is still
+there after the failover. How long Redis itself takes to name the new master
+(down-after, then Sentinel's vote or the cluster's randomised election
+delay: about 2.3 s here, more on a busy machine) is Redis's timer, not the
+server's: it is printed, and only bounded by the wait for it.
 """
 
 from __future__ import annotations
@@ -64,27 +68,38 @@ def active_sessions(server: FeatureServer) -> float:
     raise AssertionError("no telefeatures_active_sessions in /metrics")
 
 
-async def run_failover(server: FeatureServer, kill, *, before: float = 1.5, after: float = 6.0) -> tuple[Load, float]:
-    """Load for ``before`` seconds, kill, load ``after`` seconds more."""
+async def run_failover(server: FeatureServer, kill, failed_over, *, before: float = 1.5,
+                       after: float = 6.0) -> tuple[Load, float, float]:
+    """Load for ``before`` seconds, kill, load ``after`` seconds more. Returns
+    the load, when the kill happened and when ``failed_over`` (which blocks
+    until Redis names the new master) returned."""
     load = Load("127.0.0.1", server.port)
     stopped = asyncio.get_running_loop().create_future()
 
-    async def script() -> float:
+    def named() -> float:
+        failed_over()
+        return time.monotonic()
+
+    async def script() -> tuple[float, float]:
         await asyncio.sleep(before)
         killed_at = time.monotonic()
         await asyncio.to_thread(kill)
+        watch = asyncio.ensure_future(asyncio.to_thread(named))
         await asyncio.sleep(after)
-        stopped.set_result(None)
-        return killed_at
+        try:
+            return killed_at, await watch
+        finally:
+            stopped.set_result(None)
 
-    killed_at, _ = await asyncio.gather(script(), load.run(until=stopped))
-    return load, killed_at
+    (killed_at, named_at), _ = await asyncio.gather(script(), load.run(until=stopped))
+    return load, killed_at, named_at
 
 
-def judge(figures, name: str, load: Load, killed_at: float, state: dict[str, bool],
+def judge(figures, name: str, load: Load, killed_at: float, named_at: float, state: dict[str, bool],
           affected=lambda ext: True) -> None:
     """Assert the figures (and print them) for one topology's failover;
     ``affected``: the extensions whose keys the killed master held."""
+    failover = named_at - killed_at
     resumed = load.write_resumed_after(killed_at, affected)
     during = [r for r in load.records if killed_at <= r.started <= killed_at + (resumed or 0)
               and affected(r.extension)]
@@ -94,11 +109,12 @@ def judge(figures, name: str, load: Load, killed_at: float, state: dict[str, boo
     expected = load.expected_state()
     lost = {ext: want for ext, want in expected.items() if state.get(ext, False) != want}
     figures(f"[{name}] calls={len(load.records)} during-outage(affected)={len(during)} "
-          f"writes-resumed-after={resumed:.2f}s (limit {DOWN_AFTER_MS / 1000 + 2:.1f}s) "
+          f"redis-named-new-master-after={failover:.2f}s (down-after {DOWN_AFTER_MS / 1000:.1f}s) "
+          f"writes-resumed-after={resumed:.2f}s (limit {failover:.2f}s + {2 * REDIS_TIMEOUT:.1f}s) "
           f"slowest-call={slowest * 1000:.0f}ms (limit {2 * REDIS_TIMEOUT * 1000:.0f}ms) "
           f"outbound-with-privacy-default={len(outbound_errors)} hung={load.hung} unanswered={len(unanswered)} "
           f"acked-writes={load.acked_writes()} checked-extensions={len(expected)} lost={len(lost)}")
-    assert resumed is not None and resumed <= DOWN_AFTER_MS / 1000 + 2
+    assert resumed is not None and resumed <= failover + 2 * REDIS_TIMEOUT
     assert slowest <= 2 * REDIS_TIMEOUT, sorted((r.seconds, r.route, r.status) for r in load.records)[-5:]
     assert load.hung == 0 and not unanswered
     # the outage was real: some calls could not reach the state ...
@@ -116,12 +132,13 @@ async def test_sentinel_master_killed_under_load(tmp_path, sentinel_set, figures
     server = serve(tmp_path, sentinel_set.url)
     try:
         old = sentinel_set.master()
-        load, killed_at = await run_failover(server, old.kill)
+        load, killed_at, named_at = await run_failover(server, old.kill,
+                                                       lambda: sentinel_set.wait_for_new_master(old))
         new = sentinel_set.wait_for_new_master(old)
         assert new is not old
         with new.client() as client:
             state = read_state(client, load.writes)
-        judge(figures, "sentinel", load, killed_at, state)
+        judge(figures, "sentinel", load, killed_at, named_at, state)
         # nothing still open on the server: every session ended
         assert active_sessions(server) == 0
     finally:
@@ -139,15 +156,15 @@ async def test_cluster_master_killed_under_load(tmp_path, cluster_set, figures):
             slot = key_slot(KEYS.cidblock(ext).encode())
             return any(start <= slot <= end for start, end in slots)
 
-        load, killed_at = await run_failover(server, victim.kill)
-        cluster_set.wait_for_new_master(KEYS.cidblock("90000000"), victim)
+        load, killed_at, named_at = await run_failover(
+            server, victim.kill, lambda: cluster_set.wait_for_new_master(KEYS.cidblock("90000000"), victim))
         live = next(n for n in cluster_set.nodes if n.alive)
         client = redis.RedisCluster(host="127.0.0.1", port=live.port, decode_responses=True)
         try:
             state = read_state(client, load.writes)
         finally:
             client.close()
-        judge(figures, "cluster", load, killed_at, state, affected)
+        judge(figures, "cluster", load, killed_at, named_at, state, affected)
         assert active_sessions(server) == 0
     finally:
         server.stop()
