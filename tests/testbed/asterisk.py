@@ -343,6 +343,25 @@ class Asterisk:
             raise TestbedError(f"asterisk -rx {command!r} failed: {result.stderr.strip()}")
         return result.stdout
 
+    def wait_until_no_channels(self, timeout: float = 60) -> None:
+        """Return once Asterisk has no channel left. A call's channel outlives
+        the caller's BYE until its dialplan ends, and an AGI() in it ends only
+        when the feature server closes the session, which it logs (and has
+        written Redis) first: after this, the call's session lines and state
+        are there to read."""
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.cli("core show channels count")
+            m = re.search(r"^(\d+) active channel", out, re.M)
+            if m is None:
+                raise TestbedError(f"'core show channels count' said: {out!r}")
+            if m.group(1) == "0":
+                return
+            if time.monotonic() > deadline:
+                raise TestbedError(f"channels still up {timeout:g}s after the call:\n"
+                                   f"{self.cli('core show channels concise')}")
+            time.sleep(0.1)
+
     def start(self, boot_timeout: float = 60) -> None:
         if self.source == "docker":
             self.container = f"tf-testbed-{uuid.uuid4().hex[:8]}"

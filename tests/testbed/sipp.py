@@ -185,7 +185,7 @@ class SippRunner:
                                 values)
         cmd += ["-s", number, "-au", auth_user or ext, "-ap", password or self.asterisk.phone_password(ext),
                 "-timeout", f"{int(timeout)}s", "-timeout_error"]
-        return self._run(cmd, trace, timeout)
+        return self._call_over(self._run(cmd, trace, timeout))
 
     def subscribe(self, ext: str, target: str, *, auth_user: str, password: str, quiet_ms: int = 6000,
                   timeout: float = 60, local_ip: str = "127.0.0.1") -> SippResult:
@@ -202,7 +202,14 @@ class SippRunner:
         values = {"CIDNUM": cidnum, "CIDNAME": cidname, "EXTRA": extra_header, "HOLD": str(hold_ms)}
         cmd, trace = self._base("trunk_call.xml", "127.0.0.2", f"trunk-{to_ext}", values)
         cmd += ["-s", to_ext, "-timeout", f"{int(timeout)}s", "-timeout_error"]
-        return self._run(cmd, trace, timeout)
+        return self._call_over(self._run(cmd, trace, timeout))
+
+    def _call_over(self, result: SippResult) -> SippResult:
+        """``result`` once the call is over inside Asterisk too: sipp is done at
+        the BYE, but the feature server may still be ending the call's session
+        (it logs it when Asterisk lets go), and a test reads that log next."""
+        self.asterisk.wait_until_no_channels()
+        return result
 
 
 class AnsweringAgent:
