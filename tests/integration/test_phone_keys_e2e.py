@@ -24,7 +24,7 @@ from lxml import etree
 from tests.support.cli import run_cli
 from tests.support.ports import free_port
 from tests.testbed.services import wait_for
-from tests.testbed.sipp import AnsweringAgent
+from tests.testbed.sipp import AnsweringAgent, parse_trace
 
 VOICEMAIL = "1050"  # a line with a mailbox (voicemail.conf [default] 1050 in the test bed)
 WATCHED = "1051"  # the extension the busy-lamp key follows
@@ -155,6 +155,13 @@ def dialog_states(body: str) -> list[str]:
     return [state.text for state in root.findall("d:dialog/d:state", namespace)]
 
 
+def subscriber_notified(workdir: Path, ext: str, target: str) -> bool:
+    """The phone ``ext`` subscribed to ``target`` (SippRunner.subscribe) has received a NOTIFY."""
+    traces = sorted(workdir.glob(f"*-subscribe-{ext}-{target}.trace"))
+    return bool(traces) and any(m.direction == "received" and m.method == "NOTIFY"
+                                for m in parse_trace(traces[-1].read_text(errors="replace")))
+
+
 def test_busy_lamp_key_follows_a_call_to_the_watched_extension(asterisk, built, sipp, tmp_path):
     device = etree.parse(str(built / f"SEP{WATCHER_MAC.replace(':', '').upper()}.cnf.xml"))
     key = device.find(".//line[@button='2']")
@@ -171,7 +178,10 @@ def test_busy_lamp_key_follows_a_call_to_the_watched_extension(asterisk, built, 
         lamp = threading.Thread(target=lambda: results.update(
             sub=sipp.subscribe(VOICEMAIL, WATCHED, auth_user=user, password=password, quiet_ms=8000)))
         lamp.start()
-        threading.Event().wait(2)  # the key's subscription is up before the call
+        # The key's subscription is up (Asterisk's first NOTIFY, the idle
+        # state, has reached it) before the call.
+        wait_for(lambda: subscriber_notified(sipp.workdir, VOICEMAIL, WATCHED), timeout=30,
+                 what="the busy-lamp key's first NOTIFY")
         call = sipp.call("1000", WATCHED, hold_ms=3000)  # a test bed phone calls the watched line
         assert call.returncode == 0 and call.answered, call.output
         lamp.join(timeout=60)
