@@ -51,7 +51,7 @@ def test_star60_blocks_the_last_caller_and_the_phone_never_rings(asterisk, featu
     answered = trunk_call(sipp, "1001", CALLER)
     assert answered.answered
     offset = asterisk.log_offset()
-    star(sipp, "1001", "*60", dtmf="1", dtmf_delay_ms=1200, hold_ms=6000)
+    star(sipp, "1001", "*60", dtmf="1", hold_ms=6000)
     assert played(asterisk, offset, "privacy-to-blacklist-last-caller") and played(asterisk, offset, "added")
     listed = redis_state.zrange(key("1001", "rejectlist"), 0, -1, withscores=True)
     assert [number for number, _ in listed] == [CALLER] and abs(listed[0][1] - time.time()) < 60
@@ -71,7 +71,7 @@ def test_star60_blocks_the_last_caller_and_the_phone_never_rings(asterisk, featu
     assert len(phone_1001.invites()) == rings + 1
 
     offset = asterisk.log_offset()
-    star(sipp, "1001", "*80", dtmf="1", dtmf_delay_ms=800, hold_ms=5000)
+    star(sipp, "1001", "*80", dtmf="1", hold_ms=5000)
     assert played(asterisk, offset, "removed")
     assert redis_state.exists(key("1001", "rejectlist")) == 0
     assert trunk_call(sipp, "1001", CALLER).answered
@@ -80,7 +80,7 @@ def test_star60_blocks_the_last_caller_and_the_phone_never_rings(asterisk, featu
 def test_star60_refuses_a_withheld_last_caller(asterisk, feature_server, phone_1001, sipp, redis_state):
     trunk_call(sipp, "1001", "anonymous", "Anonymous", extra_header="Privacy: id")
     offset, log_at = asterisk.log_offset(), feature_server.log_offset()
-    star(sipp, "1001", "*60", dtmf="1", dtmf_delay_ms=800, hold_ms=8000)
+    star(sipp, "1001", "*60", dtmf="1", hold_ms=8000)
     assert played(asterisk, offset, "from-unknown-caller") and not played(asterisk, offset, "added")
     assert "route=callblock/last ext=1001 status=REFUSED reason=withheld" in sessions(feature_server, log_at)
     assert redis_state.exists(key("1001", "rejectlist")) == 0

@@ -174,11 +174,18 @@ class SippRunner:
                 "-timeout", f"{int(timeout)}s", "-timeout_error"]
         return self._run(cmd, trace, timeout)
 
-    def call(self, ext: str, number: str, *, dtmf: str | None = None, dtmf_delay_ms: int = 1500,
+    def call(self, ext: str, number: str, *, dtmf: str | None = None, dtmf_delay_ms: int = 4000,
              hold_ms: int = 4000, timeout: float = 60, auth_user: str | None = None,
              password: str | None = None, local_ip: str = "127.0.0.1") -> SippResult:
         """Phone ``ext`` dials ``number``; with ``dtmf`` it presses that key
-        (RFC 2833) ``dtmf_delay_ms`` after the answer."""
+        (RFC 2833) ``dtmf_delay_ms`` after the answer.
+
+        A key pressed before the feature's first prompt starts is lost (AGI
+        reads no digits between commands), and that start comes 0.5 s after
+        the answer on an idle machine (Answer() waits that long for media),
+        over 2 s on a busy one. The features take the key until their
+        announcement, digits, question and 5 s wait are over, so the default
+        presses well inside that, not at its edge."""
         values = {"EXT": ext, "HOLD": str(hold_ms), "DTMF": DTMF_STEP.format(digit=dtmf, delay=dtmf_delay_ms)
                   if dtmf else ""}
         cmd, trace = self._base("call.xml", local_ip, f"call-{ext}-{re.sub(r'[^0-9A-Za-z]', '_', number)}",
