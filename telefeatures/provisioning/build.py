@@ -19,6 +19,7 @@ from .devices import SIP_CNF_FORMAT
 from .files import read_if_exists, write_many_atomic
 from .inventory import Inventory, Phone, phone_title
 from .render import ConfigRenderer, RenderError
+from .worker_processes import end_with_parent
 
 XML_DEFAULT_NAME = "XMLDefault.cnf.xml"
 SIP_DEFAULT_NAME = "SIPDefault.cnf"
@@ -193,7 +194,8 @@ def _render_phones(renderer: ConfigRenderer, inventory: Inventory, passwords: di
     _JOB = (renderer, inventory, passwords, dialplan)
     try:
         chunks = [indices[start:start + CHUNK] for start in range(0, len(indices), CHUNK)]
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=end_with_parent, initargs=(os.getpid(),)) as pool:
             for chunk in pool.map(_render_chunk, chunks):
                 for index, result in chunk:
                     yield index, RenderError(*result) if isinstance(result, tuple) else result

@@ -27,6 +27,7 @@ from pathlib import Path
 from .fetch_record import FetchRecord
 from .tftp_policy import Limits, PeerPolicy, PhoneBinding
 from .tftp_server import TftpServer, listening_socket
+from .worker_processes import end_with_parent
 
 log = logging.getLogger("telefeatures.tftp")
 
@@ -93,11 +94,13 @@ def serve(settings, root: str, host: str, port: int, state_dir: Path | None,
     socks = [first] + [listening_socket(host, first.getsockname()[1], reuse_port=True) for _ in range(workers - 1)]
     attach_peer_affinity(first, workers)
     children: dict[int, int] = {}
+    supervisor = os.getpid()
     for worker, sock in enumerate(socks):
         pid = os.fork()
         if pid == 0:  # the worker
             status = 0
             try:
+                end_with_parent(supervisor)
                 for other in socks:
                     if other is not sock:
                         other.close()

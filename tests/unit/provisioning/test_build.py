@@ -365,3 +365,41 @@ def test_parallel_rendering_gives_the_same_files_and_errors(tmp_path, monkeypatc
     assert len(info.value.errors) == 4  # P7, P17, P27, P37
     assert info.value.errors[0].startswith("phone #8 (mac 00:19:e8:00:00:07, label P7): SEP0019E8000007.cnf.xml: "
                                            "phoneLabel 'P7-far-too-long'")
+
+
+def test_a_build_ended_by_a_signal_leaves_no_worker_behind(tmp_path):
+    """SIGTERM (a timeout, a service manager) ends a big build at once; its
+    worker processes, waiting on a queue they hold open themselves, end too."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import fleet_toml
+    from tests.support.processes import running
+
+    inventory = tmp_path / "phones.toml"
+    inventory.write_text(fleet_toml(900))
+    (tmp_path / "tftp").mkdir()
+    telefeatures = Path(sys.executable).with_name("telefeatures")
+    build = subprocess.Popen([str(telefeatures), "provision", "build", str(inventory), "--tftp-root",
+                              str(tmp_path / "tftp")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children: list[str] = []
+    deadline = time.monotonic() + 60
+    while len(children) < 2 and build.poll() is None and time.monotonic() < deadline:
+        children = Path(f"/proc/{build.pid}/task/{build.pid}/children").read_text().split()
+        time.sleep(0.002)
+    try:
+        assert len(children) >= 2, "the build never started its workers"
+        build.send_signal(signal.SIGTERM)
+        build.wait(30)
+        deadline = time.monotonic() + 30
+        while (alive := [pid for pid in children if running(pid)]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert alive == []
+    finally:
+        for pid in children:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -21,6 +21,7 @@ import pytest
 from telefeatures.provisioning.fetch_record import load_fetches
 from telefeatures.provisioning.tftp_workers import MAX_AUTO_WORKERS
 from tests.support.ports import free_port, udp_bound
+from tests.support.processes import running
 from tests.testbed.services import wait_for
 
 from .conftest import SITE
@@ -122,6 +123,27 @@ def test_a_dead_worker_stops_the_command(tmp_path, root):
     assert "exited" in server.text() and "stopping the others" in server.text()
     assert not subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout
     server.log.close()
+
+
+def test_workers_end_with_a_killed_supervisor(tmp_path, root):
+    """A supervisor killed outright (it cannot pass SIGKILL on) leaves no worker
+    serving the TFTP root unsupervised."""
+    server = Server(tmp_path, "--workers", "2")
+    children = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout.split()
+    assert len(children) == 2, children
+    server.proc.kill()
+    server.proc.wait(10)
+    server.log.close()
+    try:
+        wait_for(lambda: not any(running(pid) for pid in children), timeout=30,
+                 what="the TFTP workers ending with their supervisor")
+        assert not udp_bound(server.port)
+    finally:
+        for pid in children:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def test_settings_file_and_inventory_lock_down(tmp_path, root, write_inventory):
