@@ -376,7 +376,7 @@ def test_a_build_ended_by_a_signal_leaves_no_worker_behind(tmp_path):
     import time
 
     from .conftest import fleet_toml
-    from tests.support.processes import running
+    from tests.support.processes import kill_leftovers, running
 
     inventory = tmp_path / "phones.toml"
     inventory.write_text(fleet_toml(900))
@@ -398,8 +398,4 @@ def test_a_build_ended_by_a_signal_leaves_no_worker_behind(tmp_path):
             time.sleep(0.05)
         assert alive == []
     finally:
-        for pid in children:
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_leftovers(children)

@@ -21,7 +21,7 @@ import pytest
 from telefeatures.provisioning.fetch_record import load_fetches
 from telefeatures.provisioning.tftp_workers import MAX_AUTO_WORKERS
 from tests.support.ports import free_port, udp_bound
-from tests.support.processes import running
+from tests.support.processes import kill_leftovers, running
 from tests.testbed.services import wait_for
 
 from .conftest import SITE
@@ -139,11 +139,7 @@ def test_workers_end_with_a_killed_supervisor(tmp_path, root):
                  what="the TFTP workers ending with their supervisor")
         assert not udp_bound(server.port)
     finally:
-        for pid in children:
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_leftovers(children)
 
 
 def test_settings_file_and_inventory_lock_down(tmp_path, root, write_inventory):
