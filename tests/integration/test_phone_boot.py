@@ -31,6 +31,7 @@ from lxml import etree
 from tests.support.cli import TELEFEATURES, run_cli
 from tests.support.netns import PhoneNetwork
 from tests.support.ports import free_port, udp_bound
+from tests.support.processes import stop_process
 from tests.support.redis_server import RedisProcess
 from tests.testbed.asterisk import Asterisk, choose_source, prepare, remove_run_dir
 from tests.testbed.services import KEY_PREFIX, FeatureServer, wait_for
@@ -116,13 +117,7 @@ class PhoneSite:
 
 
 def _stop(process: subprocess.Popen | None) -> None:
-    if process is not None and process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    stop_process(process, grace=10)
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import redis
 from telefeatures.state.schema import KeySchema
 
 from .ports import free_port  # noqa: F401 - re-exported for the tests that use it from here
+from .processes import stop_process
 
 REDIS_SERVER = shutil.which("redis-server", path="/usr/bin:/usr/local/bin") or shutil.which("redis-server")
 
@@ -116,13 +117,7 @@ class RedisProcess:
         self.stop()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         if self.proc is not None and self.proc.stderr:
             self.proc.stderr.close()
         self.proc = None

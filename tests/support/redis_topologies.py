@@ -16,6 +16,7 @@ from typing import Self
 import redis
 
 from .ports import free_port
+from .processes import stop_process
 from .redis_server import REDIS_SERVER
 
 REDIS_CLI = shutil.which("redis-cli", path="/usr/bin:/usr/local/bin") or shutil.which("redis-cli")
@@ -76,13 +77,7 @@ class Node:
             self.proc.wait(5)
 
     def stop(self) -> None:
-        if self.alive:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self.proc = None
 
 

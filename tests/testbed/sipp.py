@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.support.ports import free_port, sipp_media_port, udp_bound
+from tests.support.processes import stop_process
 
 from .asterisk import Asterisk, TestbedError, fill_placeholders
 
@@ -260,11 +261,5 @@ class AnsweringAgent:
         return self.received("INVITE")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
