@@ -181,11 +181,19 @@ def is_complete(pattern: str, dialled: str) -> bool:
     return pattern_regex(pattern).fullmatch(dialled) is not None
 
 
+def _first_key_differs(tokens: tuple[str, ...], dialled: str) -> bool:
+    """True if ``dialled``'s first key rules the pattern out: its first token
+    names one exact key (every exact token is one key, or ``\\*``), another one.
+    Such a pattern is neither complete (its regex starts with that key) nor
+    extendable (nothing after the first key changes it)."""
+    return bool(dialled) and bool(tokens) and tokens[0] not in (".", "*") and tokens[0] != dialled[0] \
+        and not (tokens[0] == "\\*" and dialled[0] == "*")
+
+
 def can_extend(pattern: str, dialled: str) -> bool:
     """True if more keys after ``dialled`` could still complete ``pattern``."""
     tokens = _keys(pattern)
-    if dialled and tokens and tokens[0] not in (".", "*") and tokens[0] != dialled[0] \
-            and not (tokens[0] == "\\*" and dialled[0] == "*"):
+    if _first_key_differs(tokens, dialled):
         return False  # the first key already differs (the common case, decided without the walk)
     size = len(tokens)
     return any(inside or index < size for index, inside in _positions(pattern, dialled))
@@ -223,11 +231,24 @@ class DialDecisions:
     def __init__(self, templates: list[DialTemplate]):
         self.templates = templates
         self._memo: dict[str, tuple[DialTemplate | None, str | None]] = {}
+        self._by_first_key: dict[str, list[DialTemplate]] = {}
+
+    def _candidates(self, number: str) -> list[DialTemplate]:
+        """The templates, in order, less those whose first key differs from
+        ``number``'s: they are neither complete nor extendable, so :func:`_decide`
+        passes over them and decides the same without them."""
+        if not number:
+            return self.templates
+        candidates = self._by_first_key.get(number[0])
+        if candidates is None:
+            candidates = self._by_first_key[number[0]] = [
+                t for t in self.templates if not _first_key_differs(_keys(t.match), number)]
+        return candidates
 
     def _decide(self, number: str) -> tuple[DialTemplate | None, str | None]:
         decision = self._memo.get(number)
         if decision is None:
-            decision = self._memo[number] = _decide(number, self.templates)
+            decision = self._memo[number] = _decide(number, self._candidates(number))
         return decision
 
     def dial_delay(self, number: str) -> str | None:

@@ -149,3 +149,69 @@ def test_an_extension_is_not_cut_short_while_a_longer_template_may_still_match()
     templates = inventory.site.dial_templates()
     assert dial_delay("55", templates) is not None
     assert cut_short("5500", templates) is None
+
+
+# --- the remembered decisions against the rule itself ---
+
+# Pattern tokens (',' plays a tone only; 'x' is outside the grammar and ignored by matching).
+_PATTERN_TOKENS = ["0", "1", "5", "9", "#", "+", ".", "*", "\\*", ",", "x"]
+_DIALLED_KEYS = "0159#+*2"
+
+
+def _templates_strategy():
+    from hypothesis import strategies as st
+
+    from telefeatures.provisioning.dial_templates import DialTemplate
+
+    pattern = st.lists(st.sampled_from(_PATTERN_TOKENS), min_size=0, max_size=6).map("".join)
+    return st.lists(st.builds(DialTemplate, pattern, st.sampled_from([0, 0, 3, 5])), min_size=1, max_size=20)
+
+
+def _assert_same_decisions(templates, numbers) -> None:
+    """DialDecisions (templates narrowed by the first key, remembered) decides
+    every number and prefix exactly as the rule over all templates does: the
+    same template object fired, the same reason word for word."""
+    from telefeatures.provisioning.dial_templates import DialDecisions, _decide
+
+    decisions = DialDecisions(templates)
+    for number in numbers:
+        for end in range(len(number) + 1):
+            prefix = number[:end]
+            fired, why = decisions._decide(prefix)
+            expected_fired, expected_why = _decide(prefix, templates)
+            assert fired is expected_fired and why == expected_why, (prefix, templates)
+        expected_short = next(((number[:end], f.match) for end in range(1, len(number))
+                               if (f := _decide(number[:end], templates)[0]) is not None), None)
+        assert decisions.cut_short(number) == expected_short
+        assert decisions.dial_delay(number) == _decide(number, templates)[1]
+
+
+def test_remembered_decisions_equal_the_rule_for_random_templates_and_numbers():
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    numbers = st.lists(st.text(_DIALLED_KEYS, min_size=0, max_size=7), min_size=1, max_size=12)
+
+    @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(_templates_strategy(), numbers)
+    def check(templates, dialled):
+        _assert_same_decisions(templates, dialled)
+
+    check()
+
+
+def test_remembered_decisions_equal_the_rule_for_site_dial_plans():
+    """The templates real sites get (extension patterns, outside patterns,
+    feature codes), over every number of up to four keys and a spread of longer ones."""
+    import itertools
+
+    sites = [SITE,
+             SITE.replace('extension_patterns = ["1..."]', "extension_length = 4"),
+             re.sub(r"outside_patterns = \[[^]]*\]", 'outside_patterns = ["55", "551.", "0*", "+*"]',
+                    SITE.replace('extension_patterns = ["1..."]', 'extension_patterns = ["5...", "2.."]'))]
+    numbers = ["".join(keys) for size in range(1, 5) for keys in itertools.product("0125689*#", repeat=size)]
+    numbers += [f"{n:07d}" for n in range(0, 10_000_000, 99_991)] + ["95551234", "90114420123", "*72", "*#"]
+    for text in sites:
+        inventory = parse_inventory(text + phone_toml("0019E8F490AD", lines=[{"extension": "1001" if "1..." in text
+                                                                              else "5001", "display_name": "A"}]))
+        _assert_same_decisions(inventory.site.dial_templates(), numbers)
