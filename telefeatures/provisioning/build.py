@@ -5,6 +5,7 @@ and only then write, so a bad inventory or template writes nothing at all.
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing
 import os
 import re
@@ -18,7 +19,7 @@ from .credentials import CredentialStore
 from .devices import SIP_CNF_FORMAT
 from .files import read_if_exists, write_many_atomic
 from .inventory import Inventory, Phone, phone_title
-from .render import ConfigRenderer, RenderError
+from .render import PJSIP_PHONE_TEMPLATE, ConfigRenderer, RenderError, site_view
 from .worker_processes import end_with_parent
 
 XML_DEFAULT_NAME = "XMLDefault.cnf.xml"
@@ -54,6 +55,8 @@ class BuildPlan:
     pjsip_path: Path | None = None
     hints_path: Path | None = None
     cache: BuildCache = field(default_factory=lambda: BuildCache(None))
+    # The PJSIP include's head length and per phone (input digest, length) of its sections.
+    pjsip_sections: tuple[int, list[tuple[str, int]]] | None = None
 
 
 @dataclass
@@ -115,9 +118,11 @@ def plan_build(
     shared = _shared_inputs(inventory, renderer, dialplan)
     planned: dict[int, PlannedFile] = {}
     to_render: list[tuple[int, Path, str]] = []
+    phone_inputs: list[str] = []
     for i, phone in enumerate(inventory.phones):
         path = tftp_root / phone.config_name
         inputs = _phone_inputs(shared, phone, passwords)
+        phone_inputs.append(inputs)
         if cache.reusable(path, inputs):
             planned[i] = PlannedFile(path, b"", TFTP_FILE_MODE, phone, inputs, reused=True)
         else:
@@ -139,10 +144,15 @@ def plan_build(
         else:
             planned[i] = PlannedFile(path, result, TFTP_FILE_MODE, inventory.phones[i], inputs)
     files += [planned[i] for i in sorted(planned)]
+    pjsip_sections = None
     if pjsip_path is not None:
         try:
-            files.append(PlannedFile(pjsip_path, renderer.render_pjsip(inventory, passwords),
-                                     PJSIP_FILE_MODE))
+            if renderer.pjsip_by_phone():
+                pjsip, pjsip_sections = _pjsip_by_phone(inventory, renderer, passwords, pjsip_path, cache,
+                                                        phone_inputs)
+            else:
+                pjsip = renderer.render_pjsip(inventory, passwords)
+            files.append(PlannedFile(pjsip_path, pjsip, PJSIP_FILE_MODE))
         except RenderError as exc:
             errors += exc.lines()
     if hints_path is not None:
@@ -151,7 +161,33 @@ def plan_build(
         files.append(PlannedFile(codes_path, site.feature_codes.asterisk_context().encode(), HINTS_FILE_MODE))
     if errors:
         raise BuildError(errors)
-    return BuildPlan(tftp_root, files, credentials, pjsip_path, hints_path, cache)
+    return BuildPlan(tftp_root, files, credentials, pjsip_path, hints_path, cache, pjsip_sections)
+
+
+def _pjsip_by_phone(inventory: Inventory, renderer: ConfigRenderer, passwords: dict[str, str], path: Path,
+                    cache: BuildCache, phone_inputs: list[str]) -> tuple[bytes, tuple[int, list[tuple[str, int]]]]:
+    """The PJSIP include from the sections of each phone: an unchanged phone's
+    taken from the include on disk, the others rendered (the first error
+    raised, as the whole include's render raises it)."""
+    head, tail = renderer.render_pjsip_frame(inventory)
+    template = renderer.template_source(PJSIP_PHONE_TEMPLATE).encode()
+    sources_of: dict[tuple[str, ...], bytes] = {}
+    keys = []
+    for phone, inputs in zip(inventory.phones, phone_inputs):
+        sources = tuple(inventory.sip_sources(phone))
+        if sources not in sources_of:
+            sources_of[sources] = json.dumps(sources).encode()
+        # The phone's file inputs (code, site, phone, passwords) plus what only its sections use.
+        keys.append(hashlib.sha256(inputs.encode() + b"\0" + sources_of[sources] + b"\0" + template).hexdigest())
+    reusable = cache.reusable_sections(path, head, tail)
+    site = site_view(inventory.site)
+    parts = [head]
+    for phone, key in zip(inventory.phones, keys):
+        section = reusable.get(key)
+        parts.append(section if section is not None else renderer.render_pjsip_phone(inventory, phone, passwords,
+                                                                                      site))
+    parts.append(tail)
+    return b"".join(parts), (len(head), [(key, len(part)) for key, part in zip(keys, parts[1:-1])])
 
 
 # Rendering is CPU-bound: a large build spreads the phones over processes.
@@ -275,7 +311,10 @@ def apply_plan(plan: BuildPlan) -> BuildReport:
     for planned in plan.files:
         if planned.inputs and not planned.reused:
             plan.cache.record(planned.path, planned.inputs)
-    plan.cache.save({planned.path.name for planned in plan.files if planned.inputs})
+    if plan.pjsip_path is not None and plan.pjsip_sections is not None:
+        plan.cache.record_sections(plan.pjsip_path, *plan.pjsip_sections)
+    plan.cache.save({planned.path.name for planned in plan.files
+                     if planned.inputs or planned.path == plan.pjsip_path and plan.pjsip_sections})
     wanted = {planned.path.name for planned in plan.files if planned.path.parent == plan.tftp_root}
     report.stale = sorted(
         path for path in plan.tftp_root.iterdir() if SEP_NAME.fullmatch(path.name) and path.name not in wanted

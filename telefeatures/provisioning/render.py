@@ -25,6 +25,8 @@ SEP_TEMPLATE = "SEP.cnf.xml.j2"
 DIALPLAN_TEMPLATE = "dialplan.xml.j2"
 XML_DEFAULT_TEMPLATE = "XMLDefault.cnf.xml.j2"
 PJSIP_TEMPLATE = "pjsip.conf.j2"
+PJSIP_PHONE_TEMPLATE = "pjsip_phone.conf.j2"  # one phone's sections, included by PJSIP_TEMPLATE
+PJSIP_WHAT = "PJSIP include"
 HINTS_TEMPLATE = "hints.conf.j2"
 SIP_CNF_TEMPLATE = "SIP.cnf.j2"
 SIP_DEFAULT_TEMPLATE = "SIPDefault.cnf.j2"
@@ -231,6 +233,10 @@ def version_stamp(*parts: bytes) -> str:
     return digest.hexdigest()[:32]
 
 
+_PACKAGED_LOADER = jinja2.PackageLoader("telefeatures.provisioning", "templates")
+PJSIP_FRAME_TAIL = "\n"  # after the packaged PJSIP include's loop over the phones
+
+
 class ConfigRenderer:
     def __init__(self, templates_dir: Path | None = None):
         loaders: list[jinja2.BaseLoader] = []
@@ -261,11 +267,11 @@ class ConfigRenderer:
         """A template's text, the site's override if there is one."""
         return self.env.loader.get_source(self.env, name)[0]  # type: ignore[union-attr]
 
-    def _render(self, name: str, what: str, **context: Any) -> str:
+    def _render(self, name: str, what: str, shown_name: str | None = None, **context: Any) -> str:
         try:
             return self.env.get_template(name).render(**context)
         except jinja2.TemplateError as exc:
-            raise RenderError(what, [f"template {name}: {exc}"]) from None
+            raise RenderError(what, [f"template {shown_name or name}: {exc}"]) from None
         except ValueError as exc:
             raise RenderError(what, [str(exc)]) from None
 
@@ -416,5 +422,30 @@ class ConfigRenderer:
         views = [phone_view(site, inventory.settings_for(phone), phone, passwords) for phone in inventory.phones]
         # config name -> the networks its endpoints accept (endpoint permit/deny ACL).
         sources = {phone.config_name: inventory.sip_sources(phone) for phone in inventory.phones}
-        return self._render(PJSIP_TEMPLATE, "PJSIP include", site=site_view(site), phones=views,
+        return self._render(PJSIP_TEMPLATE, PJSIP_WHAT, site=site_view(site), phones=views,
                             sources=sources).encode("utf-8")
+
+    def pjsip_by_phone(self) -> bool:
+        """True when the PJSIP include's templates are the packaged ones: a fixed
+        head, then pjsip_phone.conf.j2 once per phone in order, then a newline
+        (a site's own templates are rendered whole). Its bytes
+        are then head + each phone's sections + tail, so each phone's sections
+        can be rendered (or reused) on their own."""
+        return all(self.template_source(name) == _PACKAGED_LOADER.get_source(self.env, name)[0]
+                   for name in (PJSIP_TEMPLATE, PJSIP_PHONE_TEMPLATE))
+
+    def render_pjsip_frame(self, inventory: Inventory) -> tuple[bytes, bytes]:
+        """The PJSIP include's head and tail (see :meth:`pjsip_by_phone`)."""
+        text = self._render(PJSIP_TEMPLATE, PJSIP_WHAT, site=site_view(inventory.site), phones=[], sources={})
+        if not text.endswith(PJSIP_FRAME_TAIL):
+            raise RenderError(PJSIP_WHAT, [f"template {PJSIP_TEMPLATE} does not end in a newline"])
+        return text[:-len(PJSIP_FRAME_TAIL)].encode("utf-8"), PJSIP_FRAME_TAIL.encode("utf-8")
+
+    def render_pjsip_phone(self, inventory: Inventory, phone: Phone, passwords: dict[str, str],
+                           site: dict[str, Any] | None = None) -> bytes:
+        """One phone's sections of the PJSIP include, as the whole include
+        renders them (same context, same error messages)."""
+        view = phone_view(inventory.site, inventory.settings_for(phone), phone, passwords)
+        return self._render(PJSIP_PHONE_TEMPLATE, PJSIP_WHAT, PJSIP_TEMPLATE,
+                            site=site or site_view(inventory.site), phone=view,
+                            sources={phone.config_name: inventory.sip_sources(phone)}).encode("utf-8")
