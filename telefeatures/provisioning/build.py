@@ -19,7 +19,7 @@ from .credentials import CredentialStore
 from .devices import SIP_CNF_FORMAT
 from .files import read_if_exists, write_many_atomic
 from .inventory import Inventory, Phone, phone_title
-from .render import PJSIP_PHONE_TEMPLATE, ConfigRenderer, RenderError, site_view
+from .render import PJSIP_PHONE_TEMPLATE, ConfigRenderer, RenderError
 from .worker_processes import end_with_parent
 
 XML_DEFAULT_NAME = "XMLDefault.cnf.xml"
@@ -180,14 +180,13 @@ def _pjsip_by_phone(inventory: Inventory, renderer: ConfigRenderer, passwords: d
         # The phone's file inputs (code, site, phone, passwords) plus what only its sections use.
         keys.append(hashlib.sha256(inputs.encode() + b"\0" + sources_of[sources] + b"\0" + template).hexdigest())
     reusable = cache.reusable_sections(path, head, tail)
-    site = site_view(inventory.site)
-    parts = [head]
-    for phone, key in zip(inventory.phones, keys):
-        section = reusable.get(key)
-        parts.append(section if section is not None else renderer.render_pjsip_phone(inventory, phone, passwords,
-                                                                                      site))
-    parts.append(tail)
-    return b"".join(parts), (len(head), [(key, len(part)) for key, part in zip(keys, parts[1:-1])])
+    sections = [reusable.get(key) for key in keys]
+    fresh = [i for i, section in enumerate(sections) if section is None]
+    for i, section in zip(fresh, renderer.render_pjsip_phones(inventory, [inventory.phones[i] for i in fresh],
+                                                              passwords)):
+        sections[i] = section
+    return (b"".join([head, *sections, tail]),  # type: ignore[list-item]
+            (len(head), [(key, len(section)) for key, section in zip(keys, sections)]))  # type: ignore[arg-type]
 
 
 # Rendering is CPU-bound: a large build spreads the phones over processes.

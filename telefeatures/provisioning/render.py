@@ -267,11 +267,11 @@ class ConfigRenderer:
         """A template's text, the site's override if there is one."""
         return self.env.loader.get_source(self.env, name)[0]  # type: ignore[union-attr]
 
-    def _render(self, name: str, what: str, shown_name: str | None = None, **context: Any) -> str:
+    def _render(self, name: str, what: str, **context: Any) -> str:
         try:
             return self.env.get_template(name).render(**context)
         except jinja2.TemplateError as exc:
-            raise RenderError(what, [f"template {shown_name or name}: {exc}"]) from None
+            raise RenderError(what, [f"template {name}: {exc}"]) from None
         except ValueError as exc:
             raise RenderError(what, [str(exc)]) from None
 
@@ -441,11 +441,19 @@ class ConfigRenderer:
             raise RenderError(PJSIP_WHAT, [f"template {PJSIP_TEMPLATE} does not end in a newline"])
         return text[:-len(PJSIP_FRAME_TAIL)].encode("utf-8"), PJSIP_FRAME_TAIL.encode("utf-8")
 
-    def render_pjsip_phone(self, inventory: Inventory, phone: Phone, passwords: dict[str, str],
-                           site: dict[str, Any] | None = None) -> bytes:
-        """One phone's sections of the PJSIP include, as the whole include
-        renders them (same context, same error messages)."""
-        view = phone_view(inventory.site, inventory.settings_for(phone), phone, passwords)
-        return self._render(PJSIP_PHONE_TEMPLATE, PJSIP_WHAT, PJSIP_TEMPLATE,
-                            site=site or site_view(inventory.site), phone=view,
-                            sources={phone.config_name: inventory.sip_sources(phone)}).encode("utf-8")
+    def render_pjsip_phones(self, inventory: Inventory, phones: list[Phone], passwords: dict[str, str]
+                            ) -> list[bytes]:
+        """Each phone's sections of the PJSIP include, as the whole include
+        renders them (same context, same error message for the first phone
+        that fails)."""
+        site = site_view(inventory.site)
+        try:
+            template = self.env.get_template(PJSIP_PHONE_TEMPLATE)  # once: every lookup stats the file
+            return [template.render(site=site, phone=phone_view(inventory.site, inventory.settings_for(phone),
+                                                                phone, passwords),
+                                    sources={phone.config_name: inventory.sip_sources(phone)}).encode("utf-8")
+                    for phone in phones]
+        except jinja2.TemplateError as exc:
+            raise RenderError(PJSIP_WHAT, [f"template {PJSIP_TEMPLATE}: {exc}"]) from None
+        except ValueError as exc:
+            raise RenderError(PJSIP_WHAT, [str(exc)]) from None

@@ -27,9 +27,9 @@ class CountingRenderer(ConfigRenderer):
         self.templates_dir = templates_dir
         self.sections_rendered = 0
 
-    def render_pjsip_phone(self, *args, **kwargs) -> bytes:
-        self.sections_rendered += 1
-        return super().render_pjsip_phone(*args, **kwargs)
+    def render_pjsip_phones(self, inventory, phones, passwords) -> list[bytes]:
+        self.sections_rendered += len(phones)
+        return super().render_pjsip_phones(inventory, phones, passwords)
 
 
 def build(tmp_path: Path, text: str, renderer: ConfigRenderer | None = None) -> tuple[bytes, ConfigRenderer]:
