@@ -128,10 +128,22 @@ def plan_build(
         else:
             to_render.append((i, path, inputs))
     results: dict[int, bytes | RenderError] = {}
+    pjsip_result: list[tuple[bytes, tuple[int, list[tuple[str, int]]] | None] | RenderError] = []
+
+    def render_pjsip() -> None:
+        assert pjsip_path is not None
+        try:
+            if renderer.pjsip_by_phone():
+                pjsip_result.append(_pjsip_by_phone(inventory, renderer, passwords, pjsip_path, cache, phone_inputs))
+            else:
+                pjsip_result.append((renderer.render_pjsip(inventory, passwords), None))
+        except RenderError as exc:
+            pjsip_result.append(exc)
 
     def rendered() -> Iterator[Phone]:
         yield from (inventory.phones[i] for i in planned)
-        for i, result in _render_phones(renderer, inventory, passwords, dialplan, [i for i, _, _ in to_render]):
+        for i, result in _render_phones(renderer, inventory, passwords, dialplan, [i for i, _, _ in to_render],
+                                        meanwhile=render_pjsip if pjsip_path is not None else None):
             results[i] = result
             yield inventory.phones[i]
 
@@ -146,15 +158,12 @@ def plan_build(
     files += [planned[i] for i in sorted(planned)]
     pjsip_sections = None
     if pjsip_path is not None:
-        try:
-            if renderer.pjsip_by_phone():
-                pjsip, pjsip_sections = _pjsip_by_phone(inventory, renderer, passwords, pjsip_path, cache,
-                                                        phone_inputs)
-            else:
-                pjsip = renderer.render_pjsip(inventory, passwords)
+        [pjsip_done] = pjsip_result
+        if isinstance(pjsip_done, RenderError):
+            errors += pjsip_done.lines()
+        else:
+            pjsip, pjsip_sections = pjsip_done
             files.append(PlannedFile(pjsip_path, pjsip, PJSIP_FILE_MODE))
-        except RenderError as exc:
-            errors += exc.lines()
     if hints_path is not None:
         files.append(PlannedFile(hints_path, renderer.render_hints(inventory), HINTS_FILE_MODE))
     if codes_path is not None:  # [tf-features] with the codes the phones' dial plan has
@@ -218,20 +227,28 @@ def _render_chunk(indices: list[int]) -> list[tuple[int, bytes | tuple[str, list
 
 
 def _render_phones(renderer: ConfigRenderer, inventory: Inventory, passwords: dict[str, str], dialplan: bytes,
-                   indices: list[int]) -> Iterator[tuple[int, bytes | RenderError]]:
-    """Each phone's file (or why it cannot be rendered), in order."""
+                   indices: list[int], meanwhile: Callable[[], None] | None = None
+                   ) -> Iterator[tuple[int, bytes | RenderError]]:
+    """Each phone's file (or why it cannot be rendered), in order. ``meanwhile``
+    is called once, while the worker processes render (the parent would only
+    wait for them), or after the phones when they are rendered here."""
     global _JOB
     workers = min(os.cpu_count() or 1, 8)
     if len(indices) < PARALLEL_FROM or workers < 2:
         for index in indices:
             yield index, _render_phone(renderer, inventory, passwords, dialplan, index)
+        if meanwhile is not None:
+            meanwhile()
         return
     _JOB = (renderer, inventory, passwords, dialplan)
     try:
         chunks = [indices[start:start + CHUNK] for start in range(0, len(indices), CHUNK)]
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                  initializer=end_with_parent, initargs=(os.getpid(),)) as pool:
-            for chunk in pool.map(_render_chunk, chunks):
+            rendering = pool.map(_render_chunk, chunks)  # every chunk handed to the workers now
+            if meanwhile is not None:
+                meanwhile()
+            for chunk in rendering:
                 for index, result in chunk:
                     yield index, RenderError(*result) if isinstance(result, tuple) else result
     finally:

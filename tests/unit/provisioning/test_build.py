@@ -335,6 +335,17 @@ def test_large_build_shows_progress_on_a_terminal_only(tmp_path):
     assert b"rendering" not in outputs[1]
 
 
+def label_too_long_for_phones_ending_in_7(templates: Path) -> Path:
+    """Site templates whose SEP file breaks for some phones (labels ending in 7)."""
+    templates.mkdir()
+    (templates / "SEP.cnf.xml.j2").write_text(
+        (Path(__file__).parents[3] / "telefeatures/provisioning/templates/SEP.cnf.xml.j2").read_text()
+        .replace("<phoneLabel>{{ phone.label }}</phoneLabel>",
+                 "<phoneLabel>{{ phone.label }}{% if phone.label.endswith('7') %}-far-too-long{% endif %}"
+                 "</phoneLabel>"))
+    return templates
+
+
 def test_parallel_rendering_gives_the_same_files_and_errors(tmp_path, monkeypatch):
     from telefeatures.provisioning import build as build_module
     from telefeatures.provisioning.build import BuildError, plan_build
@@ -353,18 +364,50 @@ def test_parallel_rendering_gives_the_same_files_and_errors(tmp_path, monkeypatc
     parallel = plan_build(inventory, tmp_path, ConfigRenderer(), passwords)
     assert [(f.path, f.data) for f in parallel.files] == [(f.path, f.data) for f in serial.files]
     # A template that breaks for some phones: the errors come back from the workers, naming them.
-    templates = tmp_path / "templates"
-    templates.mkdir()
-    (templates / "SEP.cnf.xml.j2").write_text(
-        (Path(__file__).parents[3] / "telefeatures/provisioning/templates/SEP.cnf.xml.j2").read_text()
-        .replace("<phoneLabel>{{ phone.label }}</phoneLabel>",
-                 "<phoneLabel>{{ phone.label }}{% if phone.label.endswith('7') %}-far-too-long{% endif %}"
-                 "</phoneLabel>"))
+    templates = label_too_long_for_phones_ending_in_7(tmp_path / "templates")
     with pytest.raises(BuildError) as info:
         plan_build(inventory, tmp_path, ConfigRenderer(templates), passwords)
     assert len(info.value.errors) == 4  # P7, P17, P27, P37
     assert info.value.errors[0].startswith("phone #8 (mac 00:19:e8:00:00:07, label P7): SEP0019E8000007.cnf.xml: "
                                            "phoneLabel 'P7-far-too-long'")
+
+
+def test_pjsip_include_rendered_while_the_workers_render_is_the_same(tmp_path, monkeypatch):
+    """The parent renders the PJSIP include while the worker processes render the phone files: the same
+    bytes as when everything is rendered in one process, and with problems in both, the same errors in the
+    same order (the phones' first, then the include's)."""
+    from telefeatures.provisioning import build as build_module
+    from telefeatures.provisioning.build import BuildError, plan_build
+    from telefeatures.provisioning.credentials import CredentialStore
+    from telefeatures.provisioning.inventory import parse_inventory
+    from telefeatures.provisioning.render import ConfigRenderer, conf_value
+
+    from .conftest import fleet_toml
+
+    inventory = parse_inventory(fleet_toml(40))
+    passwords = CredentialStore(tmp_path / "s.json", {str(1000 + n): f"password-{n:03d}" for n in range(40)})
+    templates = label_too_long_for_phones_ending_in_7(tmp_path / "templates")
+
+    def refuse_user_3(value):
+        if str(value).startswith("User 3"):
+            raise ValueError(f"refused {value!r}")
+        return conf_value(value)
+
+    files, errors = {}, {}
+    for name, parallel_from in (("serial", 10**6), ("parallel", 1)):
+        monkeypatch.setattr(build_module, "PARALLEL_FROM", parallel_from)
+        monkeypatch.setattr(build_module, "CHUNK", 7)
+        plan = plan_build(inventory, tmp_path / "tftp", ConfigRenderer(), passwords, tmp_path / "phones.conf")
+        files[name] = [(f.path, f.data) for f in plan.files]
+        broken = ConfigRenderer(templates)
+        broken.env.filters["conf"] = refuse_user_3
+        with pytest.raises(BuildError) as info:
+            plan_build(inventory, tmp_path / "tftp", broken, passwords, tmp_path / "phones.conf")
+        errors[name] = info.value.errors
+    assert files["parallel"] == files["serial"]
+    assert files["parallel"][-1][0] == tmp_path / "phones.conf" and b"[1039]" in files["parallel"][-1][1]
+    assert errors["parallel"] == errors["serial"]
+    assert len(errors["parallel"]) == 5 and errors["parallel"][-1].startswith("PJSIP include: refused 'User 3")
 
 
 def test_a_build_ended_by_a_signal_leaves_no_worker_behind(tmp_path):
