@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import secrets
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,31 +54,50 @@ def write_many_atomic(files: Sequence[tuple[Path, bytes, int]]) -> None:
     is on disk before any file is replaced, so each file is still either its
     old or its new version after a crash; the directories are synced last."""
     temporaries: list[tuple[str, Path]] = []
+    renamed = 0
+    # One random part for all of this call's temporary names (mkstemp draws one per file, which
+    # costs more than the file's write); a name taken already is never overwritten (O_EXCL).
+    token = f"{os.getpid()}-{secrets.token_hex(4)}"
     try:
         for path, data, mode in files:
             try:
                 mode = os.stat(path).st_mode & 0o7777  # keep an admin's chmod
             except FileNotFoundError:
                 pass
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            fd, tmp = _create_temporary(path, token)
             temporaries.append((tmp, path))
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                os.fchmod(handle.fileno(), mode)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fchmod(fd, mode)
+            finally:
+                os.close(fd)
         for directory in {path.parent for _, path in temporaries}:
             sync_filesystem(directory)
-        while temporaries:
-            tmp, path = temporaries[0]
+        for tmp, path in temporaries:
             os.replace(tmp, path)
-            temporaries.pop(0)
+            renamed += 1
     finally:
-        for tmp, _ in temporaries:
+        for tmp, _ in temporaries[renamed:]:
             try:
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
     for directory in {path.parent for path, _, _ in files}:
         fsync_directory(directory)
+
+
+_TEMPORARY_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _create_temporary(path: Path, token: str) -> tuple[int, str]:
+    """A new file beside ``path`` (mode 0600 until its own is set), as mkstemp makes it."""
+    tmp = f"{path.parent}/.{path.name}.{token}.tmp"
+    try:
+        return os.open(tmp, _TEMPORARY_FLAGS, 0o600), tmp
+    except FileExistsError:
+        return tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
 
 
 def sync_filesystem(directory: Path) -> None:
