@@ -202,6 +202,23 @@ def test_generated_passwords_are_strong_and_safe():
     assert not set(ALPHABET) & set("&<>\"';\\ 0O1lI")
 
 
+def test_generated_password_characters_are_uniform(monkeypatch):
+    from collections import Counter
+
+    from telefeatures.provisioning import credentials
+
+    # Every character of the alphabet, about equally often (57 x 600 expected 0.6-1.4 times the mean).
+    counts = Counter("".join(generate_password(30) for _ in range(2000)))
+    assert set(counts) == set(ALPHABET)
+    mean = 60000 / len(ALPHABET)
+    assert all(0.6 * mean < n < 1.4 * mean for n in counts.values())
+    # Bytes from 228 up would favour the first 28 characters: they are drawn again, never used.
+    draws = iter([bytes([255, 228, 0, 56, 57, 227] + [255] * 2), bytes([1, 2, 3, 4, 5, 6, 7, 8])])
+    monkeypatch.setattr(credentials.secrets, "token_bytes", lambda n: next(draws)[:n])
+    assert generate_password(4) == ALPHABET[0] + ALPHABET[56] + ALPHABET[0] + ALPHABET[227 % 57]
+    assert generate_password(4) == ALPHABET[1:5]
+
+
 # --- checks catch what a broken site template would produce -----------------------------------
 
 def override(tmp_path: Path, name: str, replace: tuple[str, str]) -> Path:
