@@ -39,6 +39,8 @@ class Load:
     records: list[CallRecord] = field(default_factory=list)
     # extension -> [(route, acked)] in the order tried
     writes: dict[str, list[tuple[str, bool]]] = field(default_factory=dict)
+    # extension -> when its last acknowledged write was answered (monotonic)
+    last_ack: dict[str, float] = field(default_factory=dict)
     hung: int = 0
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -65,12 +67,14 @@ class Load:
             tried = self.writes.setdefault(ext, [])
             on = await self._one("cidblock/on", ext)
             tried.append(("on", on.status == "OK"))
+            self._note_ack(ext, on)
             await self._one("outbound", ext, "2125551234")
             await asyncio.sleep(self.pause)
             if self._stop.is_set():
                 break
             off = await self._one("cidblock/off", ext)
             tried.append(("off", off.status == "OK"))
+            self._note_ack(ext, off)
             await self._one("outbound", ext, "2125551234")
             await asyncio.sleep(self.pause)
 
@@ -95,6 +99,10 @@ class Load:
                     and affected(record.extension)):
                 return record.started + record.seconds - t
         return None
+
+    def _note_ack(self, ext: str, record: CallRecord) -> None:
+        if record.status == "OK":
+            self.last_ack[ext] = record.started + record.seconds
 
     def expected_state(self) -> dict[str, bool]:
         """extension -> blocked, for every extension whose final state is decided

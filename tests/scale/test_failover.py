@@ -95,6 +95,9 @@ async def run_failover(server: FeatureServer, kill, failed_over, *, before: floa
     return load, killed_at, named_at
 
 
+REPLICATION_GAP = 0.25  # s before the kill in which an acknowledged write may not be replicated yet
+
+
 def judge(figures, name: str, load: Load, killed_at: float, named_at: float, state: dict[str, bool],
           affected=lambda ext: True) -> None:
     """Assert the figures (and print them) for one topology's failover;
@@ -108,12 +111,17 @@ def judge(figures, name: str, load: Load, killed_at: float, named_at: float, sta
     unanswered = [r for r in load.records if r.status == ""]
     expected = load.expected_state()
     lost = {ext: want for ext, want in expected.items() if state.get(ext, False) != want}
+    # Replication is asynchronous: a write the master acknowledged in the last
+    # moment before kill -9 may not have reached the replica that is promoted
+    # (README, "What can be lost"). Only those may be lost; nothing older.
+    in_gap = {ext for ext in lost if load.last_ack[ext] >= killed_at - REPLICATION_GAP}
     figures(f"[{name}] calls={len(load.records)} during-outage(affected)={len(during)} "
           f"redis-named-new-master-after={failover:.2f}s (down-after {DOWN_AFTER_MS / 1000:.1f}s) "
           f"writes-resumed-after={resumed:.2f}s (limit {failover:.2f}s + {2 * REDIS_TIMEOUT:.1f}s) "
           f"slowest-call={slowest * 1000:.0f}ms (limit {2 * REDIS_TIMEOUT * 1000:.0f}ms) "
           f"outbound-with-privacy-default={len(outbound_errors)} hung={load.hung} unanswered={len(unanswered)} "
-          f"acked-writes={load.acked_writes()} checked-extensions={len(expected)} lost={len(lost)}")
+          f"acked-writes={load.acked_writes()} checked-extensions={len(expected)} lost={len(lost)} "
+          f"(of them acked within {REPLICATION_GAP * 1000:.0f}ms before the kill: {len(in_gap)})")
     assert resumed is not None and resumed <= failover + 2 * REDIS_TIMEOUT
     assert slowest <= 2 * REDIS_TIMEOUT, sorted((r.seconds, r.route, r.status) for r in load.records)[-5:]
     assert load.hung == 0 and not unanswered
@@ -121,7 +129,8 @@ def judge(figures, name: str, load: Load, killed_at: float, named_at: float, sta
     assert outbound_errors or any(r.status == "ERROR" for r in during)
     # ... and each of those outbound calls went out withheld (on_state_error=withhold)
     assert all(r.presentation == "prohib" for r in outbound_errors)
-    assert len(expected) > 50 and not lost, lost
+    assert len(expected) > 50 and set(lost) <= in_gap, {ext: (want, load.last_ack[ext] - killed_at)
+                                                         for ext, want in lost.items()}
 
 
 def read_state(client: redis.Redis, extensions) -> dict[str, bool]:
